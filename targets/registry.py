@@ -23,7 +23,6 @@ _BUILTIN_MODULES = (
     "targets.attgan",
     "targets.pix2pix",
     "targets.cyclegan",
-    "targets.generic",
     "targets.bundled",
 )
 

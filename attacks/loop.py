@@ -1,0 +1,215 @@
+"""The one attack loop. FGSM, I-FGSM, PGD and MI-FGSM are settings of it.
+
+Image convention: ``x`` is a float tensor ``(B, C, H, W)`` with values in ``[0, 1]``
+(``C = 3`` for photos; the loop itself does not care). An *objective* maps an
+adversarial batch to ``(B,)`` scores that the attack **maximises**; a targeted
+attack is just an objective whose score is minus a distance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+Norm = Literal["linf", "l2"]
+Objective = Callable[[Tensor], Tensor]
+"""``objective(x_adv) -> scores``: ``(B, C, H, W)`` in ``[0, 1]`` -> ``(B,)`` to maximise."""
+Callback = Callable[[int, Tensor], None]
+"""``callback(step, scores)``: 0-based step index and the detached ``(B,)`` scores."""
+
+_TINY = 1e-12  # guards divisions by a zero gradient norm
+
+
+def check_params(eps: float, alpha: float, steps: int, norm: str, decay: float) -> None:
+    """Raise ``ValueError`` for settings no attack can run with.
+
+    ``eps`` is in ``(0, 1]`` for ``norm="linf"`` (pixel units on the ``[0, 1]`` scale);
+    for ``norm="l2"`` it is the radius of the per-image L2 ball and only has to be
+    positive (a useful L2 budget on a whole photo is often larger than 1).
+    """
+    if norm not in get_args(Norm):
+        raise ValueError(f"norm must be one of {get_args(Norm)}, got {norm!r}")
+    if not math.isfinite(eps) or eps <= 0 or (norm == "linf" and eps > 1):
+        if norm == "linf":
+            raise ValueError(f"eps must be in (0, 1], got {eps}")
+        raise ValueError(f"eps must be > 0 for norm='l2', got {eps}")
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not math.isfinite(decay) or decay < 0:
+        raise ValueError(f"decay must be >= 0, got {decay}")
+
+
+def check_image(x: Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a 4-D float tensor with values in ``[0, 1]``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (B, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor with values in [0, 1], got {x.dtype}")
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} contains NaN")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        lo, hi = x.min().item(), x.max().item()
+        raise ValueError(f"{name} must have values in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
+
+
+def _per_sample_l2(t: Tensor) -> Tensor:
+    """``(B, ...)`` -> ``(B, 1, 1, 1)`` L2 norms, floored at a tiny value."""
+    return t.flatten(1).norm(p=2, dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
+
+
+def project(delta: Tensor, eps: float, norm: Norm) -> Tensor:
+    """Project ``delta`` ``(B, C, H, W)`` onto the ``eps`` ball of ``norm``, per sample."""
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    return delta * (eps / _per_sample_l2(delta)).clamp(max=1.0)
+
+
+def random_delta(
+    x: Tensor, eps: float, norm: Norm, generator: torch.Generator | None = None
+) -> Tensor:
+    """A random ``delta`` shaped like ``x`` inside the ``eps`` ball.
+
+    Linf: uniform in ``[-eps, eps]`` per pixel. L2: a uniformly random direction per
+    sample, scaled to a radius drawn uniformly from ``[0, eps]``. The noise is drawn on
+    ``generator``'s device (``x``'s without one) and moved to ``x``, so a CPU generator
+    gives the same start for CPU and GPU inputs.
+    """
+    device = generator.device if generator is not None else x.device
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32)
+        return ((2 * u - 1) * eps).to(x)
+    direction = torch.randn(x.shape, generator=generator, device=device, dtype=torch.float32)
+    radius = torch.rand((x.shape[0], 1, 1, 1), generator=generator, device=device) * eps
+    return (direction / _per_sample_l2(direction) * radius).to(x)
+
+
+def run_attack(
+    x: Tensor,
+    objective: Objective,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    norm: Norm = "linf",
+    random_start: bool = False,
+    decay: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
+
+    Each step takes one gradient of ``objective(x_adv).sum()`` with respect to
+    ``x_adv`` only (``torch.autograd.grad``; no parameter ever gets a ``.grad``), then
+
+    - ``norm="linf"``: ``x_adv += alpha * sign(g)``, projected to the Linf ball;
+    - ``norm="l2"``: ``x_adv += alpha * g / ||g||_2`` per sample, projected to the L2 ball;
+
+    and clamps to ``[0, 1]``. ``g`` is the gradient, or with ``decay > 0`` the
+    MI-FGSM momentum ``g = decay * g + grad / mean(|grad|)`` (per sample).
+
+    Args:
+        x: clean images ``(B, C, H, W)``, float, values in ``[0, 1]``. Not modified.
+        objective: ``(B, C, H, W)`` in ``[0, 1]`` -> ``(B,)`` scores to maximise.
+            Called exactly once per step.
+        eps: budget: Linf in ``(0, 1]`` (``8/255`` is eight 8-bit levels), or L2 radius.
+        alpha: step size (same units as ``eps``).
+        steps: number of gradient steps, ``>= 1``.
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a random point of the ball (PGD) instead of ``x``.
+        decay: MI-FGSM momentum factor; ``0`` disables momentum.
+        generator: source of the random start, for reproducible runs.
+        callback: ``callback(step, scores)`` after each step, with the 0-based step
+            index and the detached ``(B,)`` scores at the point the gradient was taken.
+
+    Returns:
+        ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
+        ``||x_adv - x|| <= eps`` per sample (up to float rounding, ~1e-7).
+
+    Raises:
+        ValueError: bad ``eps``/``alpha``/``steps``/``norm``/``decay``, ``x`` not a 4-D
+            float tensor in ``[0, 1]``, or an objective not returning ``(B,)`` scores.
+    """
+    check_params(eps, alpha, steps, norm, decay)
+    check_image(x)
+    x0 = x.detach()
+    with torch.no_grad():
+        delta = random_delta(x0, eps, norm, generator) if random_start else None
+        x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
+    momentum = torch.zeros_like(x0) if decay > 0 else None
+
+    for step in range(steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            scores = objective(x_adv)
+            if scores.shape != (x0.shape[0],):
+                raise ValueError(
+                    f"objective must return (B,) = ({x0.shape[0]},) scores, "
+                    f"got shape {tuple(scores.shape)}"
+                )
+            (grad,) = torch.autograd.grad(scores.sum(), x_adv)
+        with torch.no_grad():
+            if momentum is not None:
+                scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(_TINY)
+                momentum = decay * momentum + grad / scale
+                grad = momentum
+            if norm == "linf":
+                direction = grad.sign()
+            else:
+                direction = grad / _per_sample_l2(grad)
+            x_adv = x_adv.detach() + alpha * direction
+            x_adv = (x0 + project(x_adv - x0, eps, norm)).clamp(0.0, 1.0)
+        if callback is not None:
+            callback(step, scores.detach())
+    return x_adv.detach()
+
+
+@dataclass(frozen=True)
+class Attack:
+    """The loop's settings, frozen: a thin, callable wrapper around :func:`run_attack`.
+
+    Build one with a preset (:func:`attacks.fgsm`, ...) or :func:`attacks.create_attack`.
+    Field meanings and units are those of :func:`run_attack`; they are validated here,
+    so a bad setting fails when the attack is made, not when it runs.
+    """
+
+    eps: float
+    alpha: float
+    steps: int
+    norm: Norm = "linf"
+    random_start: bool = False
+    decay: float = 0.0
+    name: str = "attack"
+
+    def __post_init__(self) -> None:
+        check_params(self.eps, self.alpha, self.steps, self.norm, self.decay)
+
+    def __call__(
+        self,
+        x: Tensor,
+        objective: Objective,
+        *,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+    ) -> Tensor:
+        """``x`` ``(B, C, H, W)`` in ``[0, 1]`` -> detached ``x_adv`` within ``eps`` of it."""
+        return run_attack(
+            x,
+            objective,
+            eps=self.eps,
+            alpha=self.alpha,
+            steps=self.steps,
+            norm=self.norm,
+            random_start=self.random_start,
+            decay=self.decay,
+            generator=generator,
+            callback=callback,
+        )

@@ -1,0 +1,222 @@
+"""The public library API: ``protect`` an image against deepfake generators.
+
+The library returns, the CLI renders: nothing here prints. Progress goes through a
+callback; diagnostics through :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from attacks import Attack, create_attack, quantize_to_uint8_within
+from disrupt.errors import DisruptError
+from disrupt.evaluation import Disruption, measure_disruption
+from disrupt.imaging import ImageInput, LoadedImage, load_image, save_image, to_uint8
+from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
+from disrupt.objectives import AwayFromClean, Ensemble
+from targets import Target, load_target
+from targets.registry import list_targets
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EPS = 8 / 255
+DEFAULT_ATTACK = "pgd"
+DEFAULT_STEPS = 10
+
+TargetSpec = str | Target
+
+
+@dataclass
+class ProtectResult:
+    """What :func:`protect` made and measured.
+
+    ``image`` is the protected image as the user gets it: ``(1, 3, H, W)`` float32 in
+    ``[0, 1]``, on the 8-bit grid, at the input's size. All figures are measured on it.
+    """
+
+    image: Tensor
+    source: LoadedImage
+    attack: Attack
+    targets: list[str]
+    perceptibility: dict[str, float]
+    disruption: list[Disruption]
+    seconds: float
+    seed: int
+    output_path: Path | None = None
+    threshold: float = RUIZ_THRESHOLD
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def disrupted_fraction(self) -> float:
+        """Fraction of (target, condition) pairs whose output is disrupted."""
+        if not self.disruption:
+            return 0.0
+        return sum(d.disrupted for d in self.disruption) / len(self.disruption)
+
+    def to_pil(self) -> Image.Image:
+        """The protected image as a PIL image (RGB, or RGBA with the source's alpha)."""
+        rgb = Image.fromarray(to_uint8(self.image))
+        alpha = self.source.alpha
+        if alpha is not None:
+            a = alpha if alpha.dtype.name == "uint8" else (alpha // 257).astype("uint8")
+            rgb.putalpha(Image.fromarray(a))
+        return rgb
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the protected image atomically; never over the source file."""
+        self.output_path = save_image(self.image, Path(path), like=self.source, overwrite=overwrite)
+        return self.output_path
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "input": str(self.source.path) if self.source.path else None,
+            "output": str(self.output_path) if self.output_path else None,
+            "size": list(self.source.size),
+            "attack": {
+                "name": self.attack.name,
+                "eps": self.attack.eps,
+                "eps_255": self.attack.eps * 255,
+                "alpha": self.attack.alpha,
+                "steps": self.attack.steps,
+                "norm": self.attack.norm,
+            },
+            "seed": self.seed,
+            "targets": self.targets,
+            "perceptibility": self.perceptibility,
+            "threshold": self.threshold,
+            "disrupted_fraction": self.disrupted_fraction,
+            "disruption": [d.to_dict() for d in self.disruption],
+            "seconds": self.seconds,
+        }
+
+
+def default_targets() -> list[str]:
+    """Names of the bundled targets whose weights are installed (the offline default)."""
+    return [info.name for info in list_targets() if info.bundled and _installed(info.name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        from targets.bundled import weights_installed
+    except ImportError:
+        return False
+    return bool(weights_installed(name))
+
+
+def resolve_targets(
+    targets: Sequence[TargetSpec] | None,
+    weights: Mapping[str, str | Path] | None = None,
+) -> list[Target]:
+    """Turn names (or ready targets) into targets; ``None`` means the bundled set."""
+    weights = dict(weights or {})
+    if targets is None or len(targets) == 0:
+        names: Sequence[TargetSpec] = default_targets()
+        if not names:
+            raise DisruptError(
+                "no target to protect against: no bundled weights are installed; "
+                "pass --target NAME --weights PATH (see `disrupt targets`)"
+            )
+    else:
+        names = targets
+    resolved: list[Target] = []
+    for spec in names:
+        if isinstance(spec, str):
+            resolved.append(load_target(spec, weights=weights.get(spec)))
+        else:
+            resolved.append(spec)
+    return resolved
+
+
+def _resolve_attack(
+    attack: str | Attack, eps: float, steps: int | None, alpha: float | None
+) -> Attack:
+    if isinstance(attack, Attack):
+        return attack
+    return create_attack(attack, eps=eps, steps=steps, alpha=alpha)
+
+
+def protect(
+    image: ImageInput,
+    *,
+    targets: Sequence[TargetSpec] | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    attack: str | Attack = DEFAULT_ATTACK,
+    eps: float = DEFAULT_EPS,
+    steps: int | None = DEFAULT_STEPS,
+    alpha: float | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProtectResult:
+    """Add an adversarial perturbation to ``image`` that disrupts the given generators.
+
+    Args:
+        image: a path, bytes, file object, PIL image, numpy array ``(H,W[,C])``
+            or tensor ``(3,H,W)``/``(1,3,H,W)`` in ``[0,1]``. Any mode and size.
+        targets: target names or :class:`~targets.Target` objects; ``None`` for the
+            bundled set (every model, every condition).
+        weights: checkpoint path per target name, for targets that need one.
+        attack: attack name (``fgsm``, ``ifgsm``, ``pgd``, ``mifgsm``, plugins) or an
+            :class:`~attacks.Attack`.
+        eps: budget in ``[0, 1]`` units (L-inf unless the attack says otherwise);
+            ``8/255`` by default.
+        steps, alpha: iterations and step size; ``None`` uses the attack's defaults.
+        seed: seeds the random start and any stochastic generator.
+        device: where to run (``"cpu"``, ``"cuda"``).
+        output: if given, write the protected image there (atomically; never over
+            the input; an existing file only with ``overwrite``).
+        progress: ``progress(step, total)`` after each attack step.
+
+    Returns:
+        :class:`ProtectResult`, with figures measured on the 8-bit image.
+    """
+    started = time.perf_counter()
+    source = load_image(image)
+    chosen = resolve_targets(targets, weights)
+    atk = _resolve_attack(attack, eps, steps, alpha)
+    dev = torch.device(device)
+    for t in chosen:
+        if isinstance(t, nn.Module):
+            t.to(dev)
+    x = source.rgb.to(dev)
+
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        # Seed the global RNG too: stochastic generators (pix2pix dropout) draw from it.
+        torch.manual_seed(seed)
+        objective = Ensemble([AwayFromClean(t, x) for t in chosen])
+        gen = torch.Generator(device=dev).manual_seed(seed)
+
+        def on_step(step: int, _x: Tensor) -> None:
+            if progress is not None:
+                progress(step + 1, atk.steps)
+
+        x_adv = atk(x, objective, generator=gen, callback=on_step)
+    protected = quantize_to_uint8_within(x_adv, x, atk.eps, norm=atk.norm)
+
+    result = ProtectResult(
+        image=protected.cpu(),
+        source=source,
+        attack=atk,
+        targets=[t.name for t in chosen],
+        perceptibility={k: float(v[0]) for k, v in perceptibility(protected, x).items()},
+        disruption=measure_disruption(chosen, x, protected, seed=seed)[0],
+        seconds=0.0,
+        seed=seed,
+    )
+    if output is not None:
+        result.save(output, overwrite=overwrite)
+    result.seconds = time.perf_counter() - started
+    log.debug("protected %s in %.2fs", source.path, result.seconds)
+    return result

@@ -1,0 +1,273 @@
+"""The ``disrupt`` command line. Results go to stdout, diagnostics to stderr.
+
+Exit codes: 0 ok, 1 a runtime failure (bad file, bad checkpoint), 2 a usage error.
+Heavy imports (torch) happen inside commands so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="disrupt",
+    help="Immunize photos against deepfake image-translation networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _err(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+class UsageError(Exception):
+    """A bad option value: reported on one line, exit code 2."""
+
+
+def parse_eps(text: str, option: str = "--eps") -> float:
+    """``"8/255"`` or ``"0.031"`` -> float in (0, 1]; raises :class:`UsageError` otherwise."""
+    try:
+        value = float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{option}: {text!r} is not a number or a fraction like 8/255") from None
+    if not 0 < value <= 1:
+        raise UsageError(f"{option} must be in (0, 1], got {text}")
+    return value
+
+
+def _expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; directories expanded to the images inside (not recursive)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(
+                sorted(
+                    c for c in p.iterdir()
+                    if c.suffix.lower() in IMAGE_SUFFIXES and ".protected." not in c.name
+                )
+            )
+        else:
+            found.append(p)
+    return found
+
+
+def _parse_weights(targets: list[str], weights: list[Path]) -> dict[str, Path]:
+    """``--weights`` pairs with ``--target`` in order; ``NAME=PATH`` names its target."""
+    mapping: dict[str, Path] = {}
+    plain: list[Path] = []
+    for w in weights:
+        name, sep, path = str(w).partition("=")
+        if sep and name in targets:
+            mapping[name] = Path(path)
+        else:
+            plain.append(w)
+    if len(plain) > len(targets):
+        raise UsageError("--weights: more checkpoints than --target names")
+    for name, path in zip(targets, plain, strict=False):
+        mapping.setdefault(name, path)
+    return mapping
+
+
+@app.command()
+def protect(
+    photos: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output file (one input) or folder."),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Target name (repeatable); default: the bundled set."),
+    ] = None,
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option("--weights", "-w", help="Checkpoint for each --target, in order, or NAME=PATH."),
+    ] = None,
+    attack: Annotated[str, typer.Option(help="Attack name (see `disrupt attacks`).")] = "pgd",
+    eps: Annotated[str, typer.Option(help="L-inf budget, e.g. 8/255 or 0.031.")] = "8/255",
+    steps: Annotated[int, typer.Option(help="Attack iterations (>= 1).")] = 10,
+    alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 2/255.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write a protected copy of each PHOTO (NAME.protected.png beside it by default)."""
+    try:
+        eps_value = parse_eps(eps)
+        alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
+        if steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {steps}")
+        targets = list(target or [])
+        weight_map = _parse_weights(targets, list(weights or []))
+    except UsageError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+    import torch
+
+    from attacks import UnknownAttackError, create_attack
+    from disrupt.api import protect as protect_image
+    from disrupt.api import resolve_targets
+    from disrupt.errors import DisruptError
+    from disrupt.imaging import default_output_path
+    from targets import CheckpointError, UnknownTargetError
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        atk = create_attack(attack, eps=eps_value, steps=steps, alpha=alpha_value)
+    except UnknownAttackError as exc:
+        _err(str(exc).strip("'\""))
+        raise typer.Exit(EXIT_USAGE) from None
+    except ValueError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        chosen = resolve_targets(targets or None, weight_map)
+    except UnknownTargetError as exc:
+        _err(str(exc).strip("'\""))
+        raise typer.Exit(EXIT_USAGE) from None
+    except (CheckpointError, DisruptError) as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+
+    inputs = _expand_inputs(photos)
+    if not inputs:
+        _err("no images found in " + ", ".join(str(p) for p in photos))
+        raise typer.Exit(EXIT_FAILURE)
+    if output is not None and len(inputs) > 1 and not output.is_dir():
+        _err(f"{output}: several inputs need an existing output folder")
+        raise typer.Exit(EXIT_USAGE)
+    typer.echo(
+        f"protecting against {', '.join(t.name for t in chosen)} "
+        f"with {atk.name} eps={atk.eps * 255:.1f}/255 steps={atk.steps}",
+        err=True,
+    )
+
+    failures = 0
+    results: list[dict[str, Any]] = []
+    for photo in inputs:
+        try:
+            out_path = default_output_path(photo, output)
+            result = _run_one(protect_image, photo, out_path, chosen, atk, seed, device,
+                              overwrite, quiet)
+        except (DisruptError, CheckpointError, OSError) as exc:
+            _err(str(exc))
+            failures += 1
+            continue
+        summary = result.to_dict()
+        results.append(summary)
+        if not as_json:
+            typer.echo(_render_summary(summary))
+    if as_json:
+        typer.echo(json.dumps(results if len(inputs) > 1 else (results[0] if results else []),
+                              indent=2))
+    if failures:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _run_one(protect_image: Any, photo: Path, out_path: Path, chosen: list[Any], atk: Any,
+             seed: int, device: str, overwrite: bool, quiet: bool) -> Any:
+    from disrupt.errors import ImageError
+
+    # Check what can be checked before spending time on the attack.
+    if out_path.resolve() == photo.resolve():
+        raise ImageError(f"{photo}: refusing to write the protected copy over the input")
+    folder = out_path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ImageError(f"{folder}: output folder does not exist or is not writable")
+    if out_path.exists() and not overwrite:
+        raise ImageError(f"{out_path}: output exists; pass --overwrite to replace it")
+    if quiet or not sys.stderr.isatty():
+        return protect_image(photo, targets=chosen, attack=atk, seed=seed, device=device,
+                             output=out_path, overwrite=overwrite)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(photo.name, total=atk.steps)
+        return protect_image(
+            photo, targets=chosen, attack=atk, seed=seed, device=device, output=out_path,
+            overwrite=overwrite, progress=lambda step, total: bar.update(task, completed=step),
+        )
+
+
+def _render_summary(s: dict[str, Any]) -> str:
+    p = s["perceptibility"]
+    lines = [
+        f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
+        f"  budget: {s['attack']['name']} eps={s['attack']['eps_255']:.1f}/255, "
+        f"{s['attack']['steps']} steps, seed {s['seed']}",
+        f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
+        f"max change {p['linf_255']:.0f}/255",
+        f"  disruption (Ruiz MSE on [-1,1], disrupted when > {s['threshold']}):",
+    ]
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for d in s["disruption"]:
+        by_target.setdefault(d["target"], []).append(d)
+    for name, rows in by_target.items():
+        hit = sum(r["disrupted"] for r in rows)
+        lines.append(f"    {name}: {hit}/{len(rows)} conditions disrupted")
+        for r in rows:
+            mark = "yes" if r["disrupted"] else "no "
+            lines.append(
+                f"      {r['condition']:<22} mse {r['ruiz_mse']:.4f}  {mark}  "
+                f"output PSNR {r['psnr']:.1f} dB"
+            )
+    lines.append(f"  overall: {s['disrupted_fraction'] * 100:.0f}% of outputs disrupted")
+    return "\n".join(lines)
+
+
+@app.command("targets")
+def list_targets_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the registered generator targets."""
+    from disrupt.api import default_targets
+    from targets import list_targets
+
+    defaults = set(default_targets())
+    rows = []
+    for info in list_targets():
+        if info.bundled:
+            kind = "bundled (default)" if info.name in defaults else "bundled (not installed)"
+        else:
+            kind = "needs --weights" if info.needs_weights else "random init (tests)"
+        rows.append({"name": info.name, "kind": kind, "description": info.description})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows) if rows else 0
+    for r in rows:
+        typer.echo(f"{r['name']:<{width}}  {r['kind']:<23}  {r['description']}")
+
+
+@app.command("attacks")
+def list_attacks_cmd() -> None:
+    """List the registered attacks."""
+    from attacks import list_attacks
+
+    for name, description in list_attacks():
+        typer.echo(f"{name:<8}  {description}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

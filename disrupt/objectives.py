@@ -1,0 +1,244 @@
+"""Objectives: what an attack maximises, built from targets and the clean image.
+
+An objective is a callable ``objective(x_adv) -> scores``: ``x_adv`` is ``(B, 3, H, W)``
+with values in ``[0, 1]``, the same shape as the clean batch ``x`` it was built from;
+``scores`` is ``(B,)``, one number per image, to **maximise**. Target outputs are
+``(B, 3, h, w)`` in ``[0, 1]``, so distances here are on the ``[0, 1]`` scale (Ruiz et
+al.'s "L2 error" on ``[-1, 1]`` is four times the MSE here).
+
+- :class:`AwayFromClean` (alias :class:`JointConditions`): push ``G(x_adv, c)`` away
+  from ``G(x, c)`` for all conditions at once (Ruiz et al. 2020, and their joint
+  class-transferable attack).
+- :class:`IterativeConditions`: the same, one condition per call, cycling
+  (their iterative class-transferable attack).
+- :class:`TowardOutput`: targeted, pull ``G(x_adv, c)`` toward a chosen image.
+- :class:`Ensemble`: a weighted mean of objectives, e.g. over several targets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from attacks import Objective, check_image
+from targets.base import Condition, Target
+
+Loss = Literal["mse", "l1"]
+
+
+def _check_batch(x: Tensor, name: str = "x") -> None:
+    check_image(x, name)
+    if x.shape[1] != 3:
+        raise ValueError(f"{name} must be RGB (B, 3, H, W), got shape {tuple(x.shape)}")
+
+
+def _distance(a: Tensor, b: Tensor, loss: Loss) -> Tensor:
+    """Per-image distance over all but the first two dims: ``(K, B, ...) -> (K, B)``."""
+    diff = a - b
+    per_pixel = diff.square() if loss == "mse" else diff.abs()
+    return per_pixel.flatten(2).mean(dim=2)
+
+
+class _OverConditions:
+    """Runs one target on a batch for several conditions: outputs ``(K, B, 3, h, w)``.
+
+    When the target is batch-independent (``getattr(target, "batch_independent",
+    True)``), all ``K`` conditions go through **one** call: ``x`` repeated ``K`` times
+    along the batch, condition rows stacked to match (``K * B`` rows, condition-major),
+    so a step costs one forward and one backward. Otherwise (BatchNorm in train mode,
+    where a batch's images change each other's outputs) each condition gets its own
+    call on the ``B`` images, which is what the generator's own test script computes.
+    Unconditional targets (every condition vector ``None``) have ``K = 1``.
+    """
+
+    def __init__(self, target: Target, x: Tensor, conditions: Sequence[Condition] | None) -> None:
+        _check_batch(x)
+        conds = tuple(target.conditions if conditions is None else conditions)
+        if not conds:
+            raise ValueError("conditions must not be empty")
+        vectors = [c.vector for c in conds]
+        if all(v is None for v in vectors):
+            self.vectors: Tensor | None = None
+        elif any(v is None for v in vectors):
+            raise ValueError("conditions mix vectors and None (unconditional)")
+        else:
+            self.vectors = torch.stack([v.to(x.device) for v in vectors if v is not None])
+        self.target = target
+        self.conditions = conds
+        self.batched = bool(getattr(target, "batch_independent", True))
+        self.shape = tuple(x.shape)
+
+    @property
+    def num_passes(self) -> int:
+        """``K``: outputs per image, ``1`` for an unconditional target."""
+        return 1 if self.vectors is None else self.vectors.shape[0]
+
+    def outputs(self, x_adv: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` in ``[0, 1]`` -> ``(K, B, 3, h, w)`` target outputs in ``[0, 1]``."""
+        if tuple(x_adv.shape) != self.shape:
+            raise ValueError(
+                f"x_adv must have the clean batch's shape {self.shape}, got {tuple(x_adv.shape)}"
+            )
+        if self.vectors is None:
+            return self.target(x_adv, None).unsqueeze(0)
+        k, b = self.vectors.shape[0], x_adv.shape[0]
+        if self.batched:
+            y = self.target(x_adv.repeat(k, 1, 1, 1), self.vectors.repeat_interleave(b, dim=0))
+            return y.reshape(k, b, *y.shape[1:])
+        rows = [v.unsqueeze(0).expand(b, *v.shape) for v in self.vectors]
+        return torch.stack([self.target(x_adv, c) for c in rows])
+
+
+class AwayFromClean(_OverConditions):
+    """Ruiz et al.: maximise the distance between ``G(x_adv, c)`` and ``G(x, c)``.
+
+    ``score = mean over conditions c of mean over pixels of (G(x_adv, c) - G(x, c))**2``
+    (``loss="l1"``: absolute difference). The mean over conditions is the paper's sum
+    divided by ``K``: the same ascent direction. All conditions run batched in one
+    target call per step (see :class:`_OverConditions`).
+
+    Args:
+        target: the generator to disrupt.
+        x: clean images ``(B, 3, H, W)`` in ``[0, 1]``; ``G(x, c)`` is computed here,
+            once, under ``torch.no_grad`` and kept as ``clean`` ``(K, B, 3, h, w)``.
+        conditions: the conditions to disrupt; ``None`` means all of ``target.conditions``.
+        loss: ``"mse"`` or ``"l1"``.
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``>= 0``, ``0`` at ``x``.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        x: Tensor,
+        conditions: Sequence[Condition] | None = None,
+        loss: Loss = "mse",
+    ) -> None:
+        if loss not in get_args(Loss):
+            raise ValueError(f"loss must be one of {get_args(Loss)}, got {loss!r}")
+        super().__init__(target, x, conditions)
+        self.loss: Loss = loss
+        with torch.no_grad():
+            self.clean = self.outputs(x.detach())
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        return _distance(self.outputs(x_adv), self.clean, self.loss).mean(dim=0)
+
+
+class JointConditions(AwayFromClean):
+    """Ruiz et al.'s *joint* class-transferable attack: :class:`AwayFromClean` over all
+    conditions at once. Same signature and scores; only the name differs."""
+
+
+class IterativeConditions:
+    """Ruiz et al.'s *iterative* class-transferable attack: one condition per call.
+
+    Stateful: the ``t``-th call (counting from 0, or from the last :meth:`reset`)
+    scores :class:`AwayFromClean` for condition ``t mod K`` only. The attack loop calls
+    its objective exactly once per step, so step ``t`` attacks condition ``t mod K``.
+    Build a fresh objective (or ``reset()``) for each attack run.
+
+    Args:
+        target, x, conditions, loss: as for :class:`AwayFromClean`.
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``>= 0``.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        x: Tensor,
+        conditions: Sequence[Condition] | None = None,
+        loss: Loss = "mse",
+    ) -> None:
+        conds = tuple(target.conditions if conditions is None else conditions)
+        if not conds:
+            raise ValueError("conditions must not be empty")
+        self.parts = [AwayFromClean(target, x, [c], loss) for c in conds]
+        self.calls = 0
+
+    def reset(self) -> None:
+        """Start the cycle again at the first condition."""
+        self.calls = 0
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        part = self.parts[self.calls % len(self.parts)]
+        self.calls += 1
+        return part(x_adv)
+
+
+class TowardOutput(_OverConditions):
+    """Targeted: pull ``G(x_adv, c)`` toward ``y_target``; ``score = -MSE``.
+
+    Args:
+        target: the generator.
+        x: clean images ``(B, 3, H, W)`` in ``[0, 1]`` (fixes the batch shape).
+        y_target: the wanted output, ``(B, 3, h, w)`` or ``(1, 3, h, w)`` in ``[0, 1]``
+            at the target's output resolution; the same for every condition.
+        conditions: ``None`` means all of ``target.conditions`` (scores are averaged).
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``<= 0``.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        x: Tensor,
+        y_target: Tensor,
+        conditions: Sequence[Condition] | None = None,
+    ) -> None:
+        super().__init__(target, x, conditions)
+        _check_batch(y_target, "y_target")
+        if y_target.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"y_target batch must be 1 or {x.shape[0]}, got shape {tuple(y_target.shape)}"
+            )
+        self.y_target = y_target.detach().to(x.device)
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        y = self.outputs(x_adv)
+        if y.shape[-2:] != self.y_target.shape[-2:]:
+            raise ValueError(
+                f"y_target is {tuple(self.y_target.shape[-2:])} but {self.target.name} "
+                f"outputs {tuple(y.shape[-2:])}"
+            )
+        return -_distance(y, self.y_target.unsqueeze(0), "mse").mean(dim=0)
+
+
+class Ensemble:
+    """Weighted mean of objectives: ``sum(w_i * o_i(x_adv)) / sum(w_i)``.
+
+    Use it to attack several targets (or objectives) at once. The objectives' scales
+    add up as they are; pass ``weights`` to balance targets whose distances differ.
+
+    Args:
+        objectives: one or more objectives built on the same clean batch.
+        weights: one non-negative weight per objective (not all zero); ``None``
+            weighs them equally.
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``.
+    """
+
+    def __init__(self, objectives: Sequence[Objective], weights: Sequence[float] | None = None):
+        self.objectives = tuple(objectives)
+        if not self.objectives:
+            raise ValueError("Ensemble needs at least one objective")
+        w = [1.0] * len(self.objectives) if weights is None else [float(v) for v in weights]
+        if len(w) != len(self.objectives):
+            raise ValueError(f"got {len(w)} weights for {len(self.objectives)} objectives")
+        if any(not math.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
+            raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w}")
+        total = sum(w)
+        self.weights = tuple(v / total for v in w)
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        scores = [w * o(x_adv) for w, o in zip(self.weights, self.objectives) if w > 0]
+        return torch.stack(scores).sum(dim=0)
