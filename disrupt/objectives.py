@@ -6,7 +6,7 @@ with values in ``[0, 1]``, the same shape as the clean batch ``x`` it was built 
 ``(B, 3, h, w)`` in ``[0, 1]``, so distances here are on the ``[0, 1]`` scale (Ruiz et
 al.'s "L2 error" on ``[-1, 1]`` is four times the MSE here).
 
-- :class:`AwayFromClean` (alias :class:`JointConditions`): push ``G(x_adv, c)`` away
+- :class:`AwayFromClean` (and its named twin :class:`JointConditions`): push ``G(x_adv, c)`` away
   from ``G(x, c)`` for all conditions at once (Ruiz et al. 2020, and their joint
   class-transferable attack).
 - :class:`IterativeConditions`: the same, one condition per call, cycling
@@ -28,6 +28,7 @@ from attacks import Objective, check_image
 from targets.base import Condition, Target
 
 Loss = Literal["mse", "l1"]
+TIE_BREAK = 1e-4  # see AwayFromClean: moves attacks off the zero gradient at x_adv = x
 
 
 def _check_batch(x: Tensor, name: str = "x") -> None:
@@ -97,9 +98,22 @@ class AwayFromClean(_OverConditions):
     """Ruiz et al.: maximise the distance between ``G(x_adv, c)`` and ``G(x, c)``.
 
     ``score = mean over conditions c of mean over pixels of (G(x_adv, c) - G(x, c))**2``
-    (``loss="l1"``: absolute difference). The mean over conditions is the paper's sum
-    divided by ``K``: the same ascent direction. All conditions run batched in one
-    target call per step (see :class:`_OverConditions`).
+    (``loss="l1"``: absolute difference), up to the tie-break below. The mean over
+    conditions is the paper's sum divided by ``K``: the same ascent direction. All
+    conditions run batched in one target call per step (see :class:`_OverConditions`).
+
+    Tie-break. A distance from the clean output is at its minimum at ``x_adv = x``,
+    so its gradient there is exactly zero and an attack that starts at ``x`` (FGSM,
+    I-FGSM, MI-FGSM) would never move. Ruiz et al.'s code moved only because GPU
+    floating-point noise made the no-grad clean pass and the attack's pass differ
+    slightly. We make that explicit and reproducible: distances are measured to
+    ``G(x, c) - tie_break * n``, with ``n`` a fixed standard-normal image (seed 0,
+    shape ``(3, h, w)``, shared by every image and condition), minus that
+    reference's own distance at ``x``, so ``score(x) = 0`` exactly and the first
+    gradient is ``J^T n``: the noise seen through the generator's Jacobian. For MSE
+    the score is ``MSE + (2 * tie_break / N) * <G(x_adv) - G(x), n>``; the extra term
+    is below 0.2% of the score once outputs differ by Ruiz's threshold. Pass
+    ``tie_break=0`` for the plain distance (and a random start).
 
     Args:
         target: the generator to disrupt.
@@ -107,9 +121,10 @@ class AwayFromClean(_OverConditions):
             once, under ``torch.no_grad`` and kept as ``clean`` ``(K, B, 3, h, w)``.
         conditions: the conditions to disrupt; ``None`` means all of ``target.conditions``.
         loss: ``"mse"`` or ``"l1"``.
+        tie_break: size of the reference offset on the ``[0, 1]`` output scale, ``>= 0``.
 
     Shape:
-        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``>= 0``, ``0`` at ``x``.
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``0`` at ``x``.
     """
 
     def __init__(
@@ -118,16 +133,23 @@ class AwayFromClean(_OverConditions):
         x: Tensor,
         conditions: Sequence[Condition] | None = None,
         loss: Loss = "mse",
+        tie_break: float = TIE_BREAK,
     ) -> None:
         if loss not in get_args(Loss):
             raise ValueError(f"loss must be one of {get_args(Loss)}, got {loss!r}")
+        if not math.isfinite(tie_break) or tie_break < 0:
+            raise ValueError(f"tie_break must be >= 0, got {tie_break}")
         super().__init__(target, x, conditions)
         self.loss: Loss = loss
         with torch.no_grad():
             self.clean = self.outputs(x.detach())
+            noise = torch.randn(self.clean.shape[2:], generator=torch.Generator().manual_seed(0))
+            self.reference = self.clean - tie_break * noise.to(self.clean)
+            self._offset = _distance(self.clean, self.reference, loss)  # (K, B)
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        return _distance(self.outputs(x_adv), self.clean, self.loss).mean(dim=0)
+        distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
+        return distance.mean(dim=0)
 
 
 class JointConditions(AwayFromClean):
@@ -144,7 +166,7 @@ class IterativeConditions:
     Build a fresh objective (or ``reset()``) for each attack run.
 
     Args:
-        target, x, conditions, loss: as for :class:`AwayFromClean`.
+        target, x, conditions, loss, tie_break: as for :class:`AwayFromClean`.
 
     Shape:
         ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``>= 0``.
@@ -156,11 +178,12 @@ class IterativeConditions:
         x: Tensor,
         conditions: Sequence[Condition] | None = None,
         loss: Loss = "mse",
+        tie_break: float = TIE_BREAK,
     ) -> None:
         conds = tuple(target.conditions if conditions is None else conditions)
         if not conds:
             raise ValueError("conditions must not be empty")
-        self.parts = [AwayFromClean(target, x, [c], loss) for c in conds]
+        self.parts = [AwayFromClean(target, x, [c], loss, tie_break) for c in conds]
         self.calls = 0
 
     def reset(self) -> None:

@@ -70,7 +70,9 @@ def _norm(kind: str, channels: int) -> list[nn.Module]:
         return [nn.BatchNorm2d(channels)]
     if kind == "instancenorm":
         return [nn.InstanceNorm2d(channels, affine=True)]
-    raise ValueError(f"unsupported normalization {kind!r}; use 'batchnorm', 'instancenorm' or 'none'")
+    raise ValueError(
+        f"unsupported normalization {kind!r}; use 'batchnorm', 'instancenorm' or 'none'"
+    )
 
 
 def _activation(kind: str) -> list[nn.Module]:
@@ -95,9 +97,7 @@ class ConvBlock(nn.Module):
     ``ConvTranspose2dBlock``. The convolution has a bias only when ``norm == 'none'``.
     """
 
-    def __init__(
-        self, n_in: int, n_out: int, *, transposed: bool, norm: str, acti: str
-    ) -> None:
+    def __init__(self, n_in: int, n_out: int, *, transposed: bool, norm: str, acti: str) -> None:
         super().__init__()
         conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
         conv = conv_cls(n_in, n_out, 4, stride=2, padding=1, bias=norm == "none")
@@ -183,7 +183,8 @@ class AttGANGenerator(nn.Module):
         return zs
 
     def decode(self, zs: Sequence[Tensor], a: Tensor) -> Tensor:
-        """Encoder features and a scaled attribute vector ``(B, n_attrs)`` -> image in ``(-1, 1)``."""
+        """Encoder features and a scaled attribute vector ``(B, n_attrs)`` -> ``(B, 3, S, S)``
+        image in ``(-1, 1)``."""
         z = torch.cat([zs[-1], self._tile(a, self.f_size)], dim=1)
         n = len(self.dec_layers)
         for i, layer in enumerate(self.dec_layers):
@@ -239,7 +240,9 @@ def attgan_call(generator: nn.Module, x: Tensor, condition: Tensor | None) -> Te
     Returns ``(B, 3, S, S)`` in ``(-1, 1)``.
     """
     if condition is None:
-        raise ValueError("AttGAN is conditional: pass an attribute vector (one of target.conditions)")
+        raise ValueError(
+            "AttGAN is conditional: pass an attribute vector (one of target.conditions)"
+        )
     return generator(x, attgan_condition(condition), mode="enc-dec")
 
 

@@ -70,6 +70,8 @@ def freeze_for_inference(module: nn.Module, mode: Mode) -> nn.Module:
     batch statistics (the official test-time behaviour of StarGAN and pix2pix) but
     would also update their running buffers on every call; momentum 0 keeps the
     buffers fixed so repeated calls, and therefore attacks, stay deterministic.
+    BatchNorm would still count calls in ``num_batches_tracked``: it stops tracking
+    instead (same batch-statistics output, buffers kept for state_dict and eval).
     """
     module.requires_grad_(False)
     module.train(mode == "train")
@@ -77,6 +79,8 @@ def freeze_for_inference(module: nn.Module, mode: Mode) -> nn.Module:
         for sub in module.modules():
             if isinstance(sub, nn.modules.batchnorm._NormBase) and sub.momentum is not None:
                 sub.momentum = 0.0
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+                sub.track_running_stats = False
     return module
 
 
@@ -119,7 +123,7 @@ class GeneratorTarget(nn.Module):
         self.generator = freeze_for_inference(generator, mode)
         self.value_range = value_range
         self.input_size = input_size
-        self.conditions = tuple(conditions)
+        self.conditions: Sequence[Condition] = tuple(conditions)
         self.call = call or _default_call
         self.mode: Mode = mode
         # BatchNorm in train mode mixes the images of a batch.

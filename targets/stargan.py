@@ -33,18 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
 
+from targets._common import fill_num_batches_tracked, seeded_init_, strip_module_prefix
 from targets.base import Condition, GeneratorTarget, Mode, WeightsSpec
-from targets.checkpoints import (
-    CheckpointError,
-    load_state_dict_strict,
-    read_checkpoint,
-    strip_prefix,
-)
+from targets.checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint
 from targets.registry import register_target
 
 STARGAN_REPO = "yunjey/stargan"
@@ -68,6 +64,8 @@ RAFD_EXPRESSIONS: tuple[str, ...] = (
 )
 
 Remap = Callable[[Mapping[str, object]], dict[str, object]]
+#: Which code a generator reproduces: the official repository or the disrupting-deepfakes port.
+Port = Literal["official", "dd"]
 
 
 # --------------------------------------------------------------------------- network
@@ -199,22 +197,7 @@ def unwrap_and_strip(state_dict: Mapping[str, object]) -> dict[str, object]:
         inner = [sd[k] for k in _WRAPPER_KEYS if isinstance(sd.get(k), Mapping)]
         if len(inner) == 1:
             sd = cast("Mapping[str, object]", inner[0])
-    # strip_prefix only looks at keys; non-tensor values pass through to the strict loader.
-    return cast("dict[str, object]", strip_prefix(cast("Mapping[str, Tensor]", sd), "module."))
-
-
-def add_missing_num_batches_tracked(state_dict: Mapping[str, object]) -> dict[str, object]:
-    """Add ``<norm>.num_batches_tracked = 0`` where a file has running stats but not it.
-
-    Checkpoints saved before PyTorch 0.4.1 lack these buffers; they do not affect the
-    forward pass (momentum is fixed), so any value is correct.
-    """
-    sd = dict(state_dict)
-    for key in list(sd):
-        if key.endswith(".running_mean"):
-            counter = key[: -len("running_mean")] + "num_batches_tracked"
-            sd.setdefault(counter, torch.tensor(0, dtype=torch.long))
-    return sd
+    return strip_module_prefix(sd)
 
 
 def remap_state_dict(state_dict: Mapping[str, object]) -> dict[str, object]:
@@ -223,7 +206,7 @@ def remap_state_dict(state_dict: Mapping[str, object]) -> dict[str, object]:
     Accepts plain state dicts (the released format), ``module.`` prefixes, a single
     wrapper dict, and files without ``num_batches_tracked``. Key names are unchanged.
     """
-    return add_missing_num_batches_tracked(unwrap_and_strip(state_dict))
+    return fill_num_batches_tracked(unwrap_and_strip(state_dict))
 
 
 # ------------------------------------------------------------------------ shared helpers
@@ -237,29 +220,6 @@ def load_checkpoint_into(module: nn.Module, path: Path, remap: Remap) -> None:
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     load_state_dict_strict(module, sd, path)
-
-
-def seeded_init(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Deterministic random weights for tiny test models (``torch.Generator``, ``seed``).
-
-    Convolutions get fan-in-scaled normal weights; norm layers ``1 + 0.1 N`` scales and
-    ``0.1 N`` shifts, so outputs are far from trivial. Running statistics stay 0 / 1.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for sub in module.modules():
-            if isinstance(sub, (nn.Conv2d, nn.ConvTranspose2d)):
-                w = sub.weight
-                fan_in = w.shape[1] * w.shape[2] * w.shape[3]
-                if isinstance(sub, nn.ConvTranspose2d):
-                    fan_in = w.shape[0] * w.shape[2] * w.shape[3] // 4
-                w.normal_(0.0, fan_in**-0.5, generator=gen)
-                if sub.bias is not None:
-                    sub.bias.normal_(0.0, 0.1, generator=gen)
-            elif isinstance(sub, nn.modules.batchnorm._NormBase) and sub.affine:
-                sub.weight.normal_(1.0, 0.1, generator=gen)
-                sub.bias.normal_(0.0, 0.1, generator=gen)
-    return module
 
 
 def one_hot_conditions(
@@ -332,14 +292,14 @@ def stargan_target(
     repeat_num: int = 6,
     input_size: tuple[int, int] = (128, 128),
     conditions: Sequence[Condition] | None = None,
-    port: str = "official",
+    port: Port = "official",
     mode: Mode = "train",
     seed: int = 0,
 ) -> GeneratorTarget:
     """Build a StarGAN :class:`GeneratorTarget` (inputs ``[0,1]``, outputs ``[0,1]``).
 
     ``weights`` is loaded through :func:`remap_state_dict` and the strict loader; with
-    ``None`` the network gets :func:`seeded_init` weights (tiny test models only).
+    ``None`` the network gets :func:`targets._common.seeded_init_` weights (tiny test models only).
     ``port`` is ``"official"`` (:class:`StarGANGenerator`) or ``"dd"``
     (:class:`StarGANGeneratorDD`). ``conditions`` default to one-hot vectors of size
     ``c_dim`` named ``label<k>``.
@@ -349,7 +309,7 @@ def stargan_target(
     cls = StarGANGenerator if port == "official" else StarGANGeneratorDD
     net: nn.Module = cls(conv_dim=conv_dim, c_dim=c_dim, repeat_num=repeat_num)
     if weights is None:
-        seeded_init(net, seed)
+        seeded_init_(net, seed)
     else:
         load_checkpoint_into(net, weights, remap_state_dict)
     if conditions is None:
@@ -368,7 +328,8 @@ def stargan_target(
     )
 
 
-def _official_weights(name: str, weights: Path | None) -> Path:
+def require_weights(name: str, weights: Path | None) -> Path:
+    """``weights`` or a :class:`CheckpointError` saying the target needs a checkpoint."""
     if weights is None:
         raise CheckpointError(
             f"target {name!r} needs its checkpoint: pass weights=PATH (CLI: --weights PATH)"
@@ -446,7 +407,7 @@ def stargan_celeba(weights: Path | None) -> GeneratorTarget:
     """Official CelebA model; conditions = one-hot Black_Hair ... Young."""
     name = "stargan.celeba"
     return stargan_target(
-        _official_weights(name, weights), name=name, c_dim=5, input_size=(128, 128),
+        require_weights(name, weights), name=name, c_dim=5, input_size=(128, 128),
         conditions=celeba_conditions(),
     )
 
@@ -461,7 +422,7 @@ def stargan_rafd(weights: Path | None) -> GeneratorTarget:
     """RaFD model; conditions = one-hot expressions in sorted folder order."""
     name = "stargan.rafd"
     return stargan_target(
-        _official_weights(name, weights), name=name, c_dim=8, input_size=(128, 128),
+        require_weights(name, weights), name=name, c_dim=8, input_size=(128, 128),
         conditions=rafd_conditions(),
     )
 
@@ -476,7 +437,7 @@ def stargan_both(weights: Path | None) -> GeneratorTarget:
     """Joint model; 5 CelebA conditions (mask [1,0]) then 8 RaFD ones (mask [0,1])."""
     name = "stargan.both"
     return stargan_target(
-        _official_weights(name, weights), name=name, c_dim=15, input_size=(256, 256),
+        require_weights(name, weights), name=name, c_dim=15, input_size=(256, 256),
         conditions=both_conditions(),
     )
 
@@ -491,7 +452,7 @@ def stargan_celeba_dd(weights: Path | None) -> GeneratorTarget:
     """The disrupting-deepfakes port (returns feature maps too) at its paper's 256x256."""
     name = "stargan.celeba.dd"
     return stargan_target(
-        _official_weights(name, weights), name=name, c_dim=5, input_size=(256, 256),
+        require_weights(name, weights), name=name, c_dim=5, input_size=(256, 256),
         conditions=celeba_conditions(), port="dd",
     )
 

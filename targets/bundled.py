@@ -1,0 +1,335 @@
+"""Bundled surrogate targets: compact generators trained by this project, shipped in the package.
+
+They make the default path work offline, without any official checkpoint:
+
+- ``stargan.celeba64``: StarGAN (yunjey/stargan architecture, narrower), CelebA,
+  5 labels (Black_Hair, Blond_Hair, Brown_Hair, Male, Young), 64x64.
+- ``attgan.celeba64``: AttGAN (elvisyjlin/AttGAN-PyTorch architecture), CelebA,
+  the 13 official attributes, 64x64.
+- ``cyclegan.utkface64``: two CycleGAN ResNet generators, UTKFace young (15-29)
+  <-> old (50+), 64x64, in one module.
+- ``faceswap.lfw64``: the classic deepfake autoencoder (shared encoder, one decoder
+  per identity), LFW George_W_Bush <-> Colin_Powell, 64x64 face crops.
+
+Training code: ``targets/training/``. Data: CelebA (Liu et al. 2015), UTKFace (Zhang
+et al. 2017), LFW (Huang et al. 2007); all **non-commercial research use only**,
+and so are these weights. Each model's card (``targets/weights/<file>.json`` and
+``.md``) records the architecture, data splits, iterations, hardware and the
+manipulation quality measured by separately trained evaluators on held-out images.
+
+Loading: the fp16 safetensors file in ``targets/weights/`` is checked against the
+sha256 in its JSON card, converted to fp32 and loaded strictly. Mode: what each
+model was trained and tested in, from its card: ``train`` for StarGAN (InstanceNorm
+with per-image statistics, as the official test script; running statistics are
+frozen and unused), ``eval`` for the others (AttGAN's BatchNorm uses its running
+statistics, as the official ``test.py``; CycleGAN's InstanceNorm keeps no running
+statistics and the face-swap model has no normalisation, so both modes agree).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from targets.base import CallAdapter, Condition, GeneratorTarget, Mode, WeightsSpec
+from targets.checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint, sha256_of
+from targets.registry import register_target
+
+if TYPE_CHECKING:
+    from targets.training.evaluators import FaceClassifier
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+LICENCE = (
+    "weights: non-commercial research use only (trained on CelebA / UTKFace / LFW, whose "
+    "terms allow non-commercial research use); code: the project's licence"
+)
+STARGAN_ATTRS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+AGE_DIRECTIONS: tuple[str, ...] = ("to_old", "to_young")
+IDENTITIES: tuple[str, ...] = ("George_W_Bush", "Colin_Powell")
+
+
+class CycleGANPair(nn.Module):
+    """Both CycleGAN directions in one module, routed per sample by a condition.
+
+    ``forward(x, c)``: ``x`` ``(B,3,H,W)`` in ``[-1,1]``; ``c`` ``(B,2)`` one-hot rows
+    ``[to_old, to_young]``. Returns ``c[:,0] * g_young2old(x) + c[:,1] * g_old2young(x)``
+    in ``(-1,1)``: each sample goes through the generator its row asks for; a generator
+    no sample asks for is not run. State-dict keys: ``g_young2old.*``, ``g_old2young.*``.
+    """
+
+    def __init__(self, g_young2old: nn.Module, g_old2young: nn.Module) -> None:
+        super().__init__()
+        self.g_young2old = g_young2old
+        self.g_old2young = g_old2young
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        if c.ndim == 1:
+            c = c.expand(x.shape[0], -1)
+        if tuple(c.shape) != (x.shape[0], 2):
+            raise ValueError(f"condition must be (B, 2) rows [to_old, to_young], got {tuple(c.shape)}")
+        c = c.to(x.dtype)
+        out: Tensor | None = None
+        for k, g in enumerate((self.g_young2old, self.g_old2young)):
+            w = c[:, k]
+            if out is not None and not bool((w != 0).any()):
+                continue
+            term = w[:, None, None, None] * g(x)
+            out = term if out is None else out + term
+        assert out is not None
+        return out
+
+
+def _attgan_call(generator: nn.Module, x: Tensor, condition: Tensor | None) -> Tensor:
+    from targets.attgan import attgan_call
+
+    return attgan_call(generator, x, condition)
+
+
+def _one_hot(names: Sequence[str]) -> tuple[Condition, ...]:
+    eye = torch.eye(len(names))
+    return tuple(Condition(n, eye[k].clone()) for k, n in enumerate(names))
+
+
+@dataclass(frozen=True)
+class BundledSpec:
+    """What the code knows about a bundled target; the rest comes from its card."""
+
+    name: str
+    file: str
+    description: str
+    value_range: tuple[float, float]
+    condition_names: tuple[str, ...]
+    call: CallAdapter | None = None
+
+    @property
+    def card_file(self) -> str:
+        return self.file.replace(".safetensors", ".json")
+
+    def conditions(self) -> tuple[Condition, ...]:
+        return _one_hot(self.condition_names)
+
+
+def _attgan_attrs() -> tuple[str, ...]:
+    from targets.attgan import CELEBA_ATTRS
+
+    return tuple(CELEBA_ATTRS)
+
+
+SPECS: dict[str, BundledSpec] = {
+    s.name: s
+    for s in (
+        BundledSpec("stargan.celeba64", "stargan_celeba64.safetensors",
+                    "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 64x64; "
+                    "condition k = one-hot label k",
+                    (-1.0, 1.0), STARGAN_ATTRS),
+        BundledSpec("attgan.celeba64", "attgan_celeba64.safetensors",
+                    "bundled AttGAN, CelebA 13 attributes, 64x64; condition k = attribute k "
+                    "on, the rest off (0/1, scaled to +-0.5 inside)",
+                    (-1.0, 1.0), _attgan_attrs(), _attgan_call),
+        BundledSpec("cyclegan.utkface64", "cyclegan_utkface64.safetensors",
+                    "bundled CycleGAN pair, UTKFace young (15-29) <-> old (50+), 64x64; "
+                    "conditions to_old / to_young",
+                    (-1.0, 1.0), AGE_DIRECTIONS),
+        BundledSpec("faceswap.lfw64", "faceswap_lfw64.safetensors",
+                    "bundled deepfake autoencoder, LFW George_W_Bush <-> Colin_Powell, 64x64 "
+                    "face crops; condition = whose decoder renders the face",
+                    (0.0, 1.0), tuple(f"as_{n}" for n in IDENTITIES)),
+    )
+}
+BUNDLED_DEFAULT: tuple[str, ...] = tuple(SPECS)
+EVALUATOR_FILES: dict[str, str] = {
+    "celeba": "evaluator_celeba.safetensors",
+    "utkface": "evaluator_utkface.safetensors",
+    "lfw": "evaluator_lfw.safetensors",
+}
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def _kwargs(arch: Mapping[str, Any], key: str = "kwargs") -> dict[str, Any]:
+    kw = arch.get(key)
+    if not isinstance(kw, Mapping):
+        raise CheckpointError(f"model card architecture lacks {key!r}: {dict(arch)}")
+    return dict(kw)
+
+
+def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
+    """The (untrained) network of bundled target ``name`` from its card's ``architecture``.
+
+    Only the classes below are built, whatever the card says:
+    ``stargan`` -> :class:`targets.stargan.StarGANGenerator`,
+    ``attgan`` -> :class:`targets.attgan.AttGANGenerator`,
+    ``cyclegan`` -> :class:`CycleGANPair` of two :class:`targets.cyclegan.ResnetGenerator`
+    (``architecture['g_young2old']['kwargs']`` / ``['g_old2young']['kwargs']``),
+    ``faceswap`` -> :class:`targets.faceswap.FaceSwapAutoencoder`.
+    """
+    if name == "stargan.celeba64":
+        from targets.stargan import StarGANGenerator
+
+        return StarGANGenerator(**_kwargs(architecture))
+    if name == "attgan.celeba64":
+        from targets.attgan import AttGANGenerator
+
+        return AttGANGenerator(**_kwargs(architecture))
+    if name == "cyclegan.utkface64":
+        from targets.cyclegan import ResnetGenerator
+
+        parts = [architecture.get(k) for k in ("g_young2old", "g_old2young")]
+        if not all(isinstance(p, Mapping) for p in parts):
+            raise CheckpointError("cyclegan card needs architecture.g_young2old / g_old2young")
+        return CycleGANPair(*(ResnetGenerator(**_kwargs(cast(Mapping[str, Any], p)))
+                              for p in parts))
+    if name == "faceswap.lfw64":
+        from targets.faceswap import FaceSwapAutoencoder
+
+        return FaceSwapAutoencoder(**_kwargs(architecture))
+    raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
+
+
+def make_target(name: str, network: nn.Module, mode: Mode) -> GeneratorTarget:
+    """Wrap a built and loaded bundled ``network`` as a :class:`GeneratorTarget`.
+
+    Inputs ``(B,3,H,W)`` in ``[0,1]`` (resized to 64x64 inside); outputs ``(B,3,64,64)``
+    in ``[0,1]``.
+    """
+    spec = SPECS[name]
+    return GeneratorTarget(
+        name,
+        network,
+        value_range=spec.value_range,
+        input_size=(64, 64),
+        conditions=spec.conditions(),
+        call=spec.call,
+        mode=mode,
+    )
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"model card {path} is missing") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"model card {path} is not valid JSON ({exc})") from exc
+    if not isinstance(card, dict):
+        raise CheckpointError(f"model card {path} is not a JSON object")
+    return card
+
+
+def _paths(name: str, weights: Path | None) -> tuple[Path, Path]:
+    spec = SPECS[name]
+    if weights is None:
+        return WEIGHTS_DIR / spec.file, WEIGHTS_DIR / spec.card_file
+    if weights.is_dir():
+        return weights / spec.file, weights / spec.card_file
+    return weights, weights.with_suffix(".json")
+
+
+def load_fp16_state(path: Path, expected_sha256: str | None) -> dict[str, Tensor]:
+    """Read a safetensors file (after checking its sha256), floating tensors as fp32."""
+    if expected_sha256 is not None:
+        actual = sha256_of(path)
+        if actual != expected_sha256:
+            raise CheckpointError(
+                f"{path}: sha256 {actual} does not match its model card ({expected_sha256})"
+            )
+    return {k: (v.float() if v.is_floating_point() else v)
+            for k, v in read_checkpoint(path).items() if isinstance(v, Tensor)}
+
+
+def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
+    """Build bundled target ``name`` on the CPU.
+
+    ``weights``: ``None`` for the package's ``targets/weights/``; a folder holding the
+    weights file and card under their usual names; or a ``.safetensors`` file with its
+    card beside it (same name, ``.json``). Raises ``CheckpointError`` when the weights
+    are absent, altered (sha256) or do not fit.
+    """
+    if name not in SPECS:
+        raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
+    wpath, cpath = _paths(name, weights)
+    if not wpath.exists():
+        raise CheckpointError(f"bundled weights for {name} are not installed at {wpath}")
+    card = read_card(cpath)
+    sha = card.get("sha256")
+    if not isinstance(sha, str):
+        raise CheckpointError(f"model card {cpath} has no sha256")
+    arch = card.get("architecture")
+    if not isinstance(arch, Mapping):
+        raise CheckpointError(f"model card {cpath} has no architecture")
+    mode = card.get("inference_mode", "eval")
+    if mode not in ("train", "eval"):
+        raise CheckpointError(f"model card {cpath}: inference_mode must be train or eval")
+    net = build_network(name, arch)
+    load_state_dict_strict(net, load_fp16_state(wpath, sha), wpath)
+    return make_target(name, net, cast(Mode, mode))
+
+
+def load_evaluator_for(dataset: str, weights: Path | None = None,
+                       device: str | torch.device = "cpu") -> FaceClassifier:
+    """The bundled evaluator of ``dataset`` ('celeba', 'utkface' or 'lfw'), eval mode, frozen.
+
+    Input ``(B,3,H,W)`` in ``[0,1]``; output logits (40 CelebA attributes; 3 age groups
+    young/middle/old; 2 identities George_W_Bush/Colin_Powell). ``weights`` as in
+    :func:`load_bundled`. The sha256 in the evaluator's card is checked when present.
+    """
+    from targets.training.evaluators import load_evaluator
+
+    if dataset not in EVALUATOR_FILES:
+        raise KeyError(f"no evaluator for {dataset!r}; choose one of {', '.join(EVALUATOR_FILES)}")
+    folder = weights if weights is not None and weights.is_dir() else WEIGHTS_DIR
+    path = weights if weights is not None and not weights.is_dir() else folder / EVALUATOR_FILES[dataset]
+    if not path.exists():
+        raise CheckpointError(f"bundled evaluator for {dataset} is not installed at {path}")
+    cpath = path.with_suffix(".json")
+    if cpath.exists():
+        sha = read_card(cpath).get("sha256")
+        if isinstance(sha, str) and sha256_of(path) != sha:
+            raise CheckpointError(f"{path}: sha256 does not match its model card")
+    return load_evaluator(path, device)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def _weights_spec(spec: BundledSpec) -> WeightsSpec:
+    sha: str | None = None
+    card_path = WEIGHTS_DIR / spec.card_file
+    if card_path.exists():
+        try:
+            value = json.loads(card_path.read_text()).get("sha256")
+            sha = value if isinstance(value, str) else None
+        except (OSError, json.JSONDecodeError):
+            sha = None
+    return WeightsSpec(
+        file=spec.file,
+        sha256=sha,
+        input_size=(64, 64),
+        value_range=spec.value_range,
+        licence=LICENCE,
+        provenance="trained by targets/training on ../shared/data; see the model card "
+                   f"targets/weights/{spec.card_file}",
+    )
+
+
+def _register(spec: BundledSpec) -> None:
+    def factory(weights: Path | None) -> GeneratorTarget:
+        return load_bundled(spec.name, weights)
+
+    factory.__doc__ = spec.description
+    register_target(spec.name, description=spec.description, weights=_weights_spec(spec),
+                    needs_weights=False, bundled=True)(factory)
+
+
+for _spec in SPECS.values():
+    _register(_spec)

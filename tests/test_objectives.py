@@ -1,0 +1,155 @@
+"""Objectives: batched conditions agree with a per-condition loop; shapes, weights, cycling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from attacks import create_attack
+from disrupt.objectives import (
+    AwayFromClean,
+    Ensemble,
+    IterativeConditions,
+    JointConditions,
+    TowardOutput,
+)
+from targets.base import Condition, GeneratorTarget
+
+
+def _near(x: Tensor, seed: int = 5, eps: float = 8 / 255) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (x + eps * (2 * torch.rand(x.shape, generator=g) - 1)).clamp(0, 1)
+
+
+def _loop_mse(target: GeneratorTarget, x_adv: Tensor, x: Tensor) -> Tensor:
+    """Reference: one call per condition, per-image MSE, mean over conditions."""
+    scores = []
+    with torch.no_grad():
+        for c in target.conditions:
+            y, y0 = target(x_adv, c.vector), target(x, c.vector)
+            scores.append((y - y0).square().flatten(1).mean(1))
+    return torch.stack(scores).mean(0)
+
+
+@pytest.mark.parametrize("fixture", ["cond_target", "uncond_target", "bn_target"])
+def test_batched_conditions_equal_per_condition_loop(
+    fixture: str, images: Tensor, request: pytest.FixtureRequest
+) -> None:
+    target: GeneratorTarget = request.getfixturevalue(fixture)
+    objective = AwayFromClean(target, images, tie_break=0.0)
+    assert objective.batched == (fixture != "bn_target")
+    assert objective.num_passes == (1 if fixture == "uncond_target" else 3)
+    assert objective.clean.shape == (objective.num_passes, 2, 3, 32, 32)
+    assert not objective.clean.requires_grad
+    x_adv = _near(images)
+    score = objective(x_adv)
+    assert score.shape == (2,)
+    torch.testing.assert_close(score, _loop_mse(target, x_adv, images), rtol=1e-5, atol=1e-7)
+
+
+def test_one_target_call_per_step_for_all_conditions(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    calls: list[tuple[int, ...]] = []
+    cond_target.register_forward_hook(lambda m, args, out: calls.append(tuple(args[0].shape)))
+    objective = AwayFromClean(cond_target, images)
+    calls.clear()
+    objective(_near(images))
+    assert calls == [(6, 3, 32, 32)]  # K * B rows, one forward
+
+
+def test_score_is_zero_at_clean_and_tie_break_is_tiny(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    objective = AwayFromClean(cond_target, images)
+    assert torch.equal(objective(images), torch.zeros(2))
+    x_adv = _near(images)
+    plain = AwayFromClean(cond_target, images, tie_break=0.0)(x_adv)
+    torch.testing.assert_close(objective(x_adv), plain, rtol=0.05, atol=0)
+
+
+def test_tie_break_is_what_lets_attacks_leave_x(cond_target: GeneratorTarget, images: Tensor) -> None:
+    attack = create_attack("ifgsm", eps=8 / 255, steps=2)
+    stuck = attack(images, AwayFromClean(cond_target, images, tie_break=0.0))
+    assert torch.equal(stuck, images)  # the MSE's gradient at x is exactly zero
+    assert not torch.equal(attack(images, AwayFromClean(cond_target, images)), images)
+
+
+def test_l1_loss(uncond_target: GeneratorTarget, images: Tensor) -> None:
+    x_adv = _near(images)
+    score = AwayFromClean(uncond_target, images, loss="l1", tie_break=0.0)(x_adv)
+    with torch.no_grad():
+        expected = (uncond_target(x_adv) - uncond_target(images)).abs().flatten(1).mean(1)
+    torch.testing.assert_close(score, expected)
+
+
+def test_joint_conditions_is_away_from_clean(cond_target: GeneratorTarget, images: Tensor) -> None:
+    x_adv = _near(images)
+    joint = JointConditions(cond_target, images)
+    assert isinstance(joint, AwayFromClean)
+    assert torch.equal(joint(x_adv), AwayFromClean(cond_target, images)(x_adv))
+
+
+def test_iterative_conditions_cycle(cond_target: GeneratorTarget, images: Tensor) -> None:
+    x_adv = _near(images)
+    objective = IterativeConditions(cond_target, images)
+    singles = [AwayFromClean(cond_target, images, [c])(x_adv) for c in cond_target.conditions]
+    for t in range(7):
+        assert torch.equal(objective(x_adv), singles[t % 3])
+    assert objective.calls == 7
+    objective.reset()
+    assert torch.equal(objective(x_adv), singles[0])
+
+
+def test_ensemble_weighted_mean(
+    cond_target: GeneratorTarget, uncond_target: GeneratorTarget, images: Tensor
+) -> None:
+    x_adv = _near(images)
+    a, b = AwayFromClean(cond_target, images), AwayFromClean(uncond_target, images)
+    torch.testing.assert_close(Ensemble([a, b], [1.0, 3.0])(x_adv), (a(x_adv) + 3 * b(x_adv)) / 4)
+    torch.testing.assert_close(Ensemble([a, b])(x_adv), (a(x_adv) + b(x_adv)) / 2)
+    torch.testing.assert_close(Ensemble([a, b], [0.0, 2.0])(x_adv), b(x_adv))
+    for bad in ([1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]):
+        with pytest.raises(ValueError):
+            Ensemble([a, b], bad)
+    with pytest.raises(ValueError):
+        Ensemble([])
+
+
+def test_toward_output_is_minus_mse_and_attack_gets_closer(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    y_target = torch.zeros(1, 3, 32, 32)  # a black output
+    objective = TowardOutput(cond_target, images, y_target)
+    with torch.no_grad():
+        expected = -torch.stack(
+            [cond_target(images, c.vector).square().flatten(1).mean(1) for c in cond_target.conditions]
+        ).mean(0)
+    torch.testing.assert_close(objective(images), expected)
+    x_adv = create_attack("ifgsm", eps=8 / 255)(images, objective)
+    assert (objective(x_adv) > objective(images)).all()
+
+
+def test_toward_output_checks_target_shape(cond_target: GeneratorTarget, images: Tensor) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        TowardOutput(cond_target, images, torch.zeros(3, 3, 32, 32))
+    with pytest.raises(ValueError, match="outputs"):
+        TowardOutput(cond_target, images, torch.zeros(2, 3, 16, 16))(images)
+
+
+def test_objectives_validate_inputs(cond_target: GeneratorTarget, images: Tensor) -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        AwayFromClean(cond_target, images * 2)
+    with pytest.raises(ValueError, match="RGB"):
+        AwayFromClean(cond_target, images[:, :1])
+    with pytest.raises(ValueError, match="4-D"):
+        AwayFromClean(cond_target, images[0])
+    with pytest.raises(ValueError, match="loss"):
+        AwayFromClean(cond_target, images, loss="huber")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tie_break"):
+        AwayFromClean(cond_target, images, tie_break=-1.0)
+    with pytest.raises(ValueError, match="mix"):
+        AwayFromClean(cond_target, images, [Condition("a", torch.ones(3)), Condition("b")])
+    with pytest.raises(ValueError, match="shape"):
+        AwayFromClean(cond_target, images)(images[:1])
