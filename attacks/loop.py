@@ -116,6 +116,11 @@ def run_attack(
     and clamps to ``[0, 1]``. ``g`` is the gradient, or with ``decay > 0`` the
     MI-FGSM momentum ``g = decay * g + grad / mean(|grad|)`` (per sample).
 
+    An objective whose gradient at ``x`` is exactly zero (a plain distance from the
+    clean output has its minimum there) leaves a start at ``x`` stuck: use
+    ``random_start`` or an objective that breaks the tie (as
+    ``disrupt.objectives.AwayFromClean`` does by default).
+
     Args:
         x: clean images ``(B, C, H, W)``, float, values in ``[0, 1]``. Not modified.
         objective: ``(B, C, H, W)`` in ``[0, 1]`` -> ``(B,)`` scores to maximise.
@@ -161,10 +166,7 @@ def run_attack(
                 scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(_TINY)
                 momentum = decay * momentum + grad / scale
                 grad = momentum
-            if norm == "linf":
-                direction = grad.sign()
-            else:
-                direction = grad / _per_sample_l2(grad)
+            direction = grad.sign() if norm == "linf" else grad / _per_sample_l2(grad)
             x_adv = x_adv.detach() + alpha * direction
             x_adv = (x0 + project(x_adv - x0, eps, norm)).clamp(0.0, 1.0)
         if callback is not None:

@@ -61,7 +61,9 @@ def quantize_to_uint8_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = 
 def _linf(target: Tensor, ref: Tensor, budget: float) -> Tensor:
     """Nearest levels, clamped to ``[ref - budget, ref + budget]`` (all in level units)."""
     if budget < 0.5:
-        raise ValueError(f"eps must be at least 0.5/255 to survive 8-bit rounding, got {budget}/255")
+        raise ValueError(
+            f"eps must be at least 0.5/255 to survive 8-bit rounding, got {budget}/255"
+        )
     lowest = torch.ceil(ref - budget - _SLACK).clamp_min(0)
     highest = torch.floor(ref + budget + _SLACK).clamp_max(LEVELS)
     return torch.minimum(torch.maximum(torch.round(target), lowest), highest)
@@ -81,6 +83,8 @@ def _l2(target: Tensor, ref: Tensor, budget: float) -> Tensor:
         raise ValueError("x is too far off the 8-bit grid for this L2 budget")
     # switch the fewest top-gain pixels whose savings cover the excess (none if <= 0)
     count = (saved < excess.unsqueeze(1)).sum(1, keepdim=True) + (excess > 0).unsqueeze(1)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+    )
     switch = (rank < count).view_as(target)
     return torch.where(switch, safe, nearest)

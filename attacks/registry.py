@@ -81,10 +81,10 @@ def _load_all() -> None:
             ) from exc
 
 
-def list_attacks() -> list[AttackInfo]:
-    """Every registered attack (name and one-line description), sorted by name."""
+def list_attacks() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of every registered attack, sorted by name."""
     _load_all()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return [(k, _REGISTRY[k].description) for k in sorted(_REGISTRY)]
 
 
 def attack_info(name: str) -> AttackInfo:

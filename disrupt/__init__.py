@@ -44,7 +44,26 @@ if TYPE_CHECKING:
     from disrupt.imaging import load_image, save_image
     from targets import Condition, GeneratorTarget, list_targets, load_target, register_target
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Condition",
+    "DisruptError",
+    "Disruption",
+    "GeneratorTarget",
+    "ImageError",
+    "ProtectResult",
+    "create_attack",
+    "default_targets",
+    "list_attacks",
+    "list_targets",
+    "load_image",
+    "load_target",
+    "measure_disruption",
+    "protect",
+    "register_attack",
+    "register_target",
+    "resolve_targets",
+    "save_image",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EPS = 8 / 255
 DEFAULT_ATTACK = "pgd"
-DEFAULT_STEPS = 10
+DEFAULT_STEPS: int | None = None  # the attack's own default (10 for iterative attacks)
 
 TargetSpec = str | Target
 

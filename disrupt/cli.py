@@ -82,22 +82,26 @@ def _parse_weights(targets: list[str], weights: list[Path]) -> dict[str, Path]:
 
 @app.command()
 def protect(
-    photos: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    photos: Annotated[
+        list[Path], typer.Argument(help="Image files or folders.", show_default=False)
+    ],
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output file (one input) or folder."),
     ] = None,
     target: Annotated[
         list[str] | None,
-        typer.Option("--target", "-t", help="Target name (repeatable); default: the bundled set."),
+        typer.Option("--target", "-t", help="Target name (repeatable); default: bundled set."),
     ] = None,
     weights: Annotated[
         list[Path] | None,
-        typer.Option("--weights", "-w", help="Checkpoint for each --target, in order, or NAME=PATH."),
+        typer.Option("--weights", "-w", help="Checkpoint per --target, in order, or NAME=PATH."),
     ] = None,
     attack: Annotated[str, typer.Option(help="Attack name (see `disrupt attacks`).")] = "pgd",
     eps: Annotated[str, typer.Option(help="L-inf budget, e.g. 8/255 or 0.031.")] = "8/255",
-    steps: Annotated[int, typer.Option(help="Attack iterations (>= 1).")] = 10,
+    steps: Annotated[
+        int | None, typer.Option(help="Attack iterations (>= 1); default: the attack's own.")
+    ] = None,
     alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 2/255.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
@@ -109,7 +113,7 @@ def protect(
     try:
         eps_value = parse_eps(eps)
         alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
-        if steps < 1:
+        if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         targets = list(target or [])
         weight_map = _parse_weights(targets, list(weights or []))

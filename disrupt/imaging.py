@@ -30,12 +30,14 @@ Policies, in one place:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Union
@@ -204,18 +206,19 @@ def _check_readable(path: Path, name: str) -> None:
         raise ImageError(f"{name}: file is empty")
 
 
-class _pillow_bomb_warning_ignored(warnings.catch_warnings):
+@contextlib.contextmanager
+def _pillow_bomb_warning_ignored() -> Iterator[None]:
     """Silence Pillow's DecompressionBombWarning inside a load only.
 
-    :func:`_from_pil` enforces ``max_pixels`` itself (from the header, with a clear
-    message), so Pillow's softer warning adds nothing; its hard
-    ``DecompressionBombError`` is still caught and reported. The previous warning
-    filters are restored on exit.
+    :func:`_from_pil` enforces ``max_pixels`` itself, from the header and with a
+    message that gives both numbers, so Pillow's softer warning adds nothing (and
+    would otherwise get in the way of a caller who raises ``max_pixels``). Pillow's
+    hard ``DecompressionBombError`` is still caught and reported. The previous
+    warning filters are restored on exit.
     """
-
-    def __enter__(self) -> None:  # type: ignore[override]
-        super().__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _open_and_decode(

@@ -263,5 +263,5 @@ class Ensemble:
         self.weights = tuple(v / total for v in w)
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        scores = [w * o(x_adv) for w, o in zip(self.weights, self.objectives) if w > 0]
+        scores = [w * o(x_adv) for w, o in zip(self.weights, self.objectives, strict=True) if w > 0]
         return torch.stack(scores).sum(dim=0)

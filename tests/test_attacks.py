@@ -25,7 +25,7 @@ from attacks import registry as registry_module
 from disrupt.objectives import AwayFromClean
 from targets.base import GeneratorTarget
 
-ATTACKS = [info.name for info in list_attacks()]
+ATTACKS = [name for name, _ in list_attacks()]
 EPS = {"linf": 8 / 255, "l2": 0.5}
 NORMS = list(EPS)
 TOL = 1e-6  # float rounding in x + delta - x
@@ -63,7 +63,9 @@ def test_quantized_output_stays_within_linf_budget(
     name: str, cond_target: GeneratorTarget, images: Tensor
 ) -> None:
     eps = 4 / 255
-    x_adv = create_attack(name, eps=eps)(images, AwayFromClean(cond_target, images), generator=_seed())
+    x_adv = create_attack(name, eps=eps)(
+        images, AwayFromClean(cond_target, images), generator=_seed()
+    )
     q = quantize_to_uint8_within(x_adv, images, eps)
     assert (q - images).abs().max() <= eps + TOL
     levels = q * 255
@@ -80,6 +82,30 @@ def test_quantize_moves_offending_pixels_one_level_toward_x() -> None:
     q = quantize_to_uint8_within(x_adv, x, eps)
     assert (q - x).abs().max() <= eps + TOL
     assert torch.equal((q * 255).round(), torch.tensor([2.0, 0.0, 2.0, 8.0, 2.0]).view(1, 1, 1, 5))
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_quantized_output_stays_within_l2_budget(
+    name: str, cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    eps = 0.3  # small against the rounding noise of an off-grid x: naive rounding exceeds it
+    attack = create_attack(name, eps=eps, norm="l2")
+    x_adv = attack(images, AwayFromClean(cond_target, images), generator=_seed())
+    assert (_dist((x_adv * 255).round() / 255, images, "l2") > eps).any()
+    q = quantize_to_uint8_within(x_adv, images, eps, norm="l2")
+    assert (_dist(q, images, "l2") <= eps + TOL).all()
+    levels = q * 255
+    assert torch.allclose(levels, levels.round(), atol=1e-4)
+    assert ((levels - x_adv * 255).abs() < 1 + 1e-4).all()  # a neighbouring level of x_adv
+
+
+def test_quantize_keeps_in_budget_images_on_the_grid_unchanged() -> None:
+    g = _seed(2)
+    x = torch.randint(0, 256, (2, 3, 8, 8), generator=g).float() / 255
+    x_adv = (x + torch.randint(-4, 5, x.shape, generator=g) / 255).clamp(0, 1)
+    for norm, eps in (("linf", 4 / 255), ("l2", _dist(x_adv, x, "l2").max().item())):
+        q = quantize_to_uint8_within(x_adv, x, eps, norm=norm)  # type: ignore[arg-type]
+        assert torch.equal((q * 255).round(), (x_adv * 255).round())
 
 
 def test_quantize_rejects_eps_below_half_a_level(images: Tensor) -> None:
@@ -168,8 +194,14 @@ def test_fgsm_is_one_full_step(uncond_target: GeneratorTarget, images: Tensor) -
 
 def test_l2_step_has_length_alpha() -> None:
     x = torch.full((2, 3, 8, 8), 0.5)
-    x_adv = run_attack(x, lambda z: (z * torch.arange(3.0).view(1, 3, 1, 1)).sum((1, 2, 3)),
-                       eps=0.3, alpha=0.2, steps=1, norm="l2")
+    x_adv = run_attack(
+        x,
+        lambda z: (z * torch.arange(3.0).view(1, 3, 1, 1)).sum((1, 2, 3)),
+        eps=0.3,
+        alpha=0.2,
+        steps=1,
+        norm="l2",
+    )
     assert torch.allclose(_dist(x_adv, x, "l2"), torch.tensor(0.2))
 
 
@@ -236,8 +268,12 @@ def test_l2_budget_may_exceed_one(images: Tensor) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [torch.rand(3, 8, 8), torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.full((1, 3, 4, 4), 1.5),
-     torch.full((1, 3, 4, 4), float("nan"))],
+    [
+        torch.rand(3, 8, 8),
+        torch.zeros(1, 3, 8, 8, dtype=torch.uint8),
+        torch.full((1, 3, 4, 4), 1.5),
+        torch.full((1, 3, 4, 4), float("nan")),
+    ],
 )
 def test_bad_images_raise(bad: Tensor) -> None:
     with pytest.raises(ValueError):
@@ -256,9 +292,10 @@ def test_unknown_attack_lists_choices() -> None:
 
 
 def test_list_attacks_has_builtins_with_descriptions() -> None:
-    infos = {i.name: i for i in list_attacks()}
-    assert {"fgsm", "ifgsm", "pgd", "mifgsm"} <= set(infos)
-    assert all(i.description and "\n" not in i.description for i in infos.values())
+    described = dict(list_attacks())
+    assert {"fgsm", "ifgsm", "pgd", "mifgsm"} <= set(described)
+    assert all(d and "\n" not in d for d in described.values())
+    assert described["pgd"] == registry_module.attack_info("pgd").description
 
 
 @pytest.fixture
@@ -298,7 +335,10 @@ def test_attacks_package_imports_neither_targets_nor_disrupt() -> None:
     for path in Path(attacks.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
-                [a.name for a in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
             )
             assert not any(n.split(".")[0] in {"targets", "disrupt"} for n in names), path

@@ -103,7 +103,7 @@ def test_seeded_runs_are_identical(tmp_path: Path) -> None:
     [
         (lambda d: d / "missing.png", "not found"),
         (lambda d: (d / "notes.png").write_text("hello") and d / "notes.png", "not an image"),
-        (lambda d: (d / "empty.png").write_bytes(b"") and d / "empty.png", "empty"),
+        (lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png", "empty"),
     ],
 )
 def test_bad_input_is_one_line_nonzero(tmp_path: Path, make, problem: str) -> None:  # type: ignore[no-untyped-def]

@@ -69,7 +69,9 @@ def test_score_is_zero_at_clean_and_tie_break_is_tiny(
     torch.testing.assert_close(objective(x_adv), plain, rtol=0.05, atol=0)
 
 
-def test_tie_break_is_what_lets_attacks_leave_x(cond_target: GeneratorTarget, images: Tensor) -> None:
+def test_tie_break_is_what_lets_attacks_leave_x(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
     attack = create_attack("ifgsm", eps=8 / 255, steps=2)
     stuck = attack(images, AwayFromClean(cond_target, images, tie_break=0.0))
     assert torch.equal(stuck, images)  # the MSE's gradient at x is exactly zero
@@ -124,7 +126,10 @@ def test_toward_output_is_minus_mse_and_attack_gets_closer(
     objective = TowardOutput(cond_target, images, y_target)
     with torch.no_grad():
         expected = -torch.stack(
-            [cond_target(images, c.vector).square().flatten(1).mean(1) for c in cond_target.conditions]
+            [
+                cond_target(images, c.vector).square().flatten(1).mean(1)
+                for c in cond_target.conditions
+            ]
         ).mean(0)
     torch.testing.assert_close(objective(images), expected)
     x_adv = create_attack("ifgsm", eps=8 / 255)(images, objective)

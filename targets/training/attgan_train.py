@@ -56,6 +56,7 @@ from targets.training.gan_common import (
     ConditionalWGANTrainer,
     IndexSampler,
     WGANWeights,
+    apply_overrides,
     config_dict,
     main_for,
     make_adam,
@@ -212,7 +213,8 @@ class AttGANTrainer(ConditionalWGANTrainer):
 def build(args: CliArgs, device: torch.device) -> tuple[AttGANTrainer, dict[str, Any]]:
     """Load the CelebA generator split onto ``device`` and make the trainer."""
     faces = load_faces(args.pack, "celeba", "generator", device)
-    cfg = AttGANConfig.smoke() if args.smoke else AttGANConfig()
+    base = AttGANConfig.smoke() if args.smoke else AttGANConfig()
+    cfg = apply_overrides(base, args.overrides)
     if args.smoke:
         faces = subset(faces, SMOKE_IMAGES)
     info = {"dataset": "celeba", "split": "generator", "images": len(faces),

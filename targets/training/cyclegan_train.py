@@ -53,6 +53,7 @@ from targets.training.gan_common import (
     CliArgs,
     GanTrainer,
     IndexSampler,
+    apply_overrides,
     autocast,
     config_dict,
     frozen,
@@ -321,7 +322,8 @@ class CycleGANTrainer(GanTrainer):
 def build(args: CliArgs, device: torch.device) -> tuple[CycleGANTrainer, dict[str, Any]]:
     """Load the UTKFace generator split onto ``device`` and make the trainer."""
     faces = load_faces(args.pack, "utkface", "generator", device)
-    cfg = CycleGANConfig.smoke() if args.smoke else CycleGANConfig()
+    base = CycleGANConfig.smoke() if args.smoke else CycleGANConfig()
+    cfg = apply_overrides(base, args.overrides)
     if args.smoke:
         keep = torch.cat([torch.nonzero(faces.labels == d).flatten()[:SMOKE_IMAGES // 2]
                           for d in (cfg.domain_a, cfg.domain_b)])

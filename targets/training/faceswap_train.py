@@ -163,16 +163,22 @@ def train_faceswap(
         test_l1 = float(F.l1_loss(model(x, c), x)) if len(test) else float("nan")
     info: dict[str, object] = {
         "model": MODEL,
-        "architecture": {"class": "targets.faceswap.FaceSwapAutoencoder", "kwargs": model.config()},
+        "finished": True,
+        "generator": {"module": "targets.faceswap", "class": "FaceSwapAutoencoder",
+                      "kwargs": model.config(), "file": "final.pt"},
+        "inference_mode": "eval",
+        "inference_mode_note": "no normalisation layers: train and eval modes are identical",
+        "input": {"size": [64, 64], "range": [0.0, 1.0]},
+        "condition": {"identities": list(LFW_IDENTITIES), "values": "one-hot: whose decoder"},
         "parameters": sum(p.numel() for p in model.parameters()),
         "iterations": budget.iter,
-        "seconds": round(prev_seconds + budget.elapsed, 1),
+        "seconds_total": round(prev_seconds + budget.elapsed, 1),
         "wall_seconds_this_run": round(time.monotonic() - t0, 1),
-        "hardware": hardware_name(dev),
+        "device": hardware_name(dev),
         "data": {"dataset": "lfw", "split": "generator",
                  "n_per_identity": {n: int(t.shape[0]) for n, t in zip(LFW_IDENTITIES, per_id,
                                                                       strict=True)}},
-        "hyper_parameters": {"batch_size": 2 * half, "lr": lr, "optimizer": "Adam(0.5, 0.999)",
+        "config": {"batch_size": 2 * half, "lr": lr, "optimizer": "Adam(0.5, 0.999)",
                              "schedule": "cosine over iterations", "iters": iters,
                              "seconds_cap": seconds, "seed": seed, "loss": "L1",
                              "value_range": [0.0, 1.0],
@@ -180,7 +186,7 @@ def train_faceswap(
                                              "5x5 random warp (std 0.045)"},
         "losses": {"l1_every_25": history[-400:]},
         "test_reconstruction_l1": round(test_l1, 5),
-        "resumed_from": start_iter,
+        "resumed_from_iteration": start_iter,
     }
     write_json(info, run / "train.json")
     return info
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     info = train_faceswap(a.pack, a.out, seconds=a.seconds, iters=iters, seed=a.seed,
                           resume=a.resume, device="cpu" if a.smoke else a.device,
                           batch_size=8 if a.smoke else 64)
-    print(json.dumps({k: info[k] for k in ("model", "iterations", "seconds",
+    print(json.dumps({k: info[k] for k in ("model", "iterations", "seconds_total",
                                            "test_reconstruction_l1")}))
     return 0
 

@@ -52,6 +52,7 @@ from targets.training.gan_common import (
     ConditionalWGANTrainer,
     IndexSampler,
     WGANWeights,
+    apply_overrides,
     config_dict,
     main_for,
     make_adam,
@@ -189,7 +190,8 @@ class StarGANTrainer(ConditionalWGANTrainer):
 def build(args: CliArgs, device: torch.device) -> tuple[StarGANTrainer, dict[str, Any]]:
     """Load the CelebA generator split onto ``device`` and make the trainer."""
     faces = load_faces(args.pack, "celeba", "generator", device)
-    cfg = StarGANConfig.smoke() if args.smoke else StarGANConfig()
+    base = StarGANConfig.smoke() if args.smoke else StarGANConfig()
+    cfg = apply_overrides(base, args.overrides)
     if args.smoke:
         faces = subset(faces, SMOKE_IMAGES)
     info = {"dataset": "celeba", "split": "generator", "images": len(faces),

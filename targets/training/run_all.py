@@ -1,0 +1,439 @@
+"""Train every bundled model and evaluator in parallel, measure them, export the weights.
+
+``python -m targets.training.run_all --pack .train/faces.npz --out DIR --seconds S [--smoke]``
+
+1. Launches, as parallel subprocesses on the one device: the three evaluators
+   (``targets.training.evaluators``), the face-swap trainer and the three GAN trainers
+   (``stargan_train``, ``attgan_train``, ``cyclegan_train``), each with a wall-clock cap;
+   logs go to ``DIR/logs/<job>.log``.
+2. Exports fp16 safetensors and a JSON card per model into ``DIR/weights/``
+   (the names ``targets.bundled`` loads), checking each against its network with a
+   strict load first.
+3. Measures manipulation quality on the test split (:mod:`targets.training.quality`)
+   through the same loader users get, and adds it to the cards; writes a markdown card
+   per model.
+4. Tars ``DIR/weights`` into ``DIR/bundled_weights.tar.gz`` and writes ``DIR/report.json``.
+
+A job that fails or produces nothing is reported and skipped; the others still ship.
+``--smoke``: a few iterations of everything on the CPU, one thread per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from targets.checkpoints import sha256_of
+from targets.training.common import save_fp16_safetensors, write_json
+
+DATA_LICENCE = (
+    "Non-commercial research use only. Trained on {data}, whose terms permit "
+    "non-commercial research use only; these weights inherit that restriction."
+)
+CITATIONS = {
+    "celeba": "Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. "
+              "ICCV 2015 (CelebA).",
+    "utkface": "Z. Zhang, Y. Song, H. Qi. Age Progression/Regression by Conditional "
+               "Adversarial Autoencoder. CVPR 2017 (UTKFace).",
+    "lfw": "G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild: "
+           "A Database for Studying Face Recognition in Unconstrained Environments. "
+           "UMass Amherst TR 07-49, 2007 (LFW; deep-funneled images).",
+}
+SPLITS_DOC = {
+    "celeba": "CelebA images 000001-009500 (aligned, half resolution), CenterCrop(89) then "
+              "resize to 64x64. Splits by file number: generator 000001-006000, evaluator "
+              "006001-009000, test 009001-009500.",
+    "utkface": "UTKFace aligned/cropped faces, ages >= 15, 200x200 resized to 64x64; age groups "
+               "young 15-29, middle 30-49, old 50+. Splits by a SHA-256 hash of the file name: "
+               "60% generator / 25% evaluator / 15% test.",
+    "lfw": "LFW deep-funneled George_W_Bush and Colin_Powell, central 116x116 box resized to "
+           "64x64. Splits per identity by a SHA-256 hash of the file name: 60% generator / "
+           "25% evaluator / 15% test.",
+}
+PAPERS = {
+    "stargan.celeba64": "Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
+                        "Multi-Domain Image-to-Image Translation. CVPR 2018 "
+                        "(architecture after yunjey/stargan, MIT).",
+    "attgan.celeba64": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
+                       "Want. IEEE TIP 2019 (architecture after elvisyjlin/AttGAN-PyTorch, MIT).",
+    "cyclegan.utkface64": "J.-Y. Zhu et al. Unpaired Image-to-Image Translation using "
+                          "Cycle-Consistent Adversarial Networks. ICCV 2017 (architecture after "
+                          "junyanz/pytorch-CycleGAN-and-pix2pix, BSD-2-Clause).",
+    "faceswap.lfw64": "The 2017 'deepfakes' shared-encoder / per-identity-decoder autoencoder, "
+                      "after the 'Original' model of deepfakes/faceswap (GPL-3.0; architecture "
+                      "only, reimplemented and shrunk).",
+}
+
+
+@dataclass
+class Job:
+    name: str
+    args: list[str]
+    seconds: float
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    returncode: int | None = None
+    killed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Where each bundled model's training run lives and what it is trained on.
+MODELS: dict[str, dict[str, str]] = {
+    "stargan.celeba64": {"run": "stargan", "dataset": "celeba", "module": "stargan_train"},
+    "attgan.celeba64": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
+    "cyclegan.utkface64": {"run": "cyclegan", "dataset": "utkface", "module": "cyclegan_train"},
+    "faceswap.lfw64": {"run": "faceswap", "dataset": "lfw", "module": "faceswap_train"},
+}
+# Evaluators are small: they get a share of the budget and leave the GPU to the GANs.
+EVALUATOR_SHARE = {"celeba": 0.5, "utkface": 0.4, "lfw": 0.25}
+
+
+def plan_jobs(pack: Path, out: Path, seconds: float, smoke: bool, seed: int) -> list[Job]:
+    py = sys.executable
+    common = ["--pack", str(pack), "--seed", str(seed)] + (["--smoke"] if smoke else [])
+    logs = out / "logs"
+    jobs = []
+    for kind, share in EVALUATOR_SHARE.items():
+        s = seconds if smoke else max(30.0, seconds * share)
+        jobs.append(Job(f"evaluator_{kind}",
+                        [py, "-m", "targets.training.evaluators", "--kind", kind,
+                         "--out", str(out / "evaluators"), "--seconds", str(s), *common],
+                        s, logs / f"evaluator_{kind}.log"))
+    for info in MODELS.values():
+        jobs.append(Job(info["run"],
+                        [py, "-m", f"targets.training.{info['module']}",
+                         "--out", str(out), "--seconds", str(seconds), *common],
+                        seconds, logs / f"{info['run']}.log"))
+    return jobs
+
+
+def run_jobs(jobs: list[Job], grace: float, threads: int, log: Any) -> None:
+    """Start every job at once; wait; kill any that overruns its cap by ``grace`` seconds."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                "PYTHONUNBUFFERED": "1"})
+    for job in jobs:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(job.log, "wb")  # noqa: SIM115 - closed when the job ends
+        job.extra["fh"] = fh
+        job.started = time.monotonic()
+        job.proc = subprocess.Popen(job.args, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        print(f"[run_all] started {job.name} (pid {job.proc.pid}, cap {job.seconds:.0f}s)",
+              file=log, flush=True)
+    pending = list(jobs)
+    while pending:
+        time.sleep(0.5)
+        for job in list(pending):
+            assert job.proc is not None
+            rc = job.proc.poll()
+            now = time.monotonic()
+            if rc is None and now - job.started > job.seconds + grace:
+                job.proc.kill()
+                job.killed = True
+                rc = job.proc.wait()
+            if rc is not None:
+                job.returncode = rc
+                job.ended = now
+                job.extra.pop("fh").close()
+                pending.remove(job)
+                state = "killed (overran)" if job.killed else f"exit {rc}"
+                print(f"[run_all] {job.name}: {state} after {now - job.started:.0f}s",
+                      file=log, flush=True)
+                if rc != 0:
+                    tail = job.log.read_bytes()[-1500:].decode("utf-8", "replace")
+                    print(f"[run_all] --- tail of {job.log} ---\n{tail}", file=log, flush=True)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _load_fp32(path: Path) -> dict[str, torch.Tensor]:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+
+
+def _conditions_doc(name: str) -> list[dict[str, Any]]:
+    from targets.bundled import SPECS
+
+    return [{"name": c.name, "vector": [] if c.vector is None else c.vector.tolist()}
+            for c in SPECS[name].conditions()]
+
+
+def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
+    """``out/<run>/final.pt`` + ``train.json`` -> ``weights_dir/<file>.safetensors`` + card."""
+    from targets.bundled import SPECS, build_network
+    from targets.checkpoints import load_state_dict_strict
+
+    spec = SPECS[name]
+    info = MODELS[name]
+    run = out / info["run"]
+    train = json.loads((run / "train.json").read_text())
+    gen = train["generator"]
+    if name == "cyclegan.utkface64":
+        files = train["generators"]
+        arch: dict[str, Any] = {
+            "class": "targets.bundled.CycleGANPair",
+            "g_young2old": {"class": "targets.cyclegan.ResnetGenerator", "kwargs": gen["kwargs"]},
+            "g_old2young": {"class": "targets.cyclegan.ResnetGenerator", "kwargs": gen["kwargs"]},
+        }
+        state = {f"g_young2old.{k}": v for k, v in _load_fp32(run / files["young_to_old"]).items()}
+        state.update({f"g_old2young.{k}": v
+                      for k, v in _load_fp32(run / files["old_to_young"]).items()})
+    else:
+        arch = {"class": f"{gen['module']}.{gen['class']}", "kwargs": gen["kwargs"]}
+        state = _load_fp32(run / gen.get("file", "final.pt"))
+    net = build_network(name, arch)
+    load_state_dict_strict(net, state, run)  # the exported keys fit the shipped network
+    wpath = weights_dir / spec.file
+    save_fp16_safetensors(state, wpath, {"name": name, "format": "fp16 state dict"})
+    dataset = info["dataset"]
+    card: dict[str, Any] = {
+        "name": name,
+        "description": spec.description,
+        "file": spec.file,
+        "sha256": sha256_of(wpath),
+        "size_bytes": wpath.stat().st_size,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "architecture": arch,
+        "paper": PAPERS[name],
+        "inference_mode": train.get("inference_mode", "eval"),
+        "inference_mode_note": train.get("inference_mode_note", ""),
+        "input_size": [64, 64],
+        "value_range": list(spec.value_range),
+        "target_io": "Target: (B,3,H,W) in [0,1], resized to 64x64 inside; output (B,3,64,64) "
+                     "in [0,1]",
+        "conditions": _conditions_doc(name),
+        "data": {"dataset": dataset, "split_used": "generator", "preprocessing_and_splits":
+                 SPLITS_DOC[dataset], "details": train.get("data", {}),
+                 "citation": CITATIONS[dataset]},
+        "licence": DATA_LICENCE.format(data={"celeba": "CelebA", "utkface": "UTKFace",
+                                             "lfw": "LFW"}[dataset]),
+        "training": {
+            "iterations": train.get("iterations"),
+            "seconds": train.get("seconds_total", train.get("seconds")),
+            "finished": train.get("finished"),
+            "hardware": train.get("device", train.get("hardware")),
+            "torch": train.get("torch", torch.__version__),
+            "seed": train.get("seed", (train.get("config") or {}).get("seed")),
+            "hyper_parameters": train.get("config", {}),
+            "final_losses": train.get("final_losses", train.get("losses", {}).get("l1_every_25",
+                                                                                  [None])[-1:]),
+        },
+        "quality": None,
+    }
+    write_json(card, weights_dir / spec.card_file)
+    return card
+
+
+def export_evaluator(kind: str, out: Path, weights_dir: Path) -> dict[str, Any]:
+    from targets.bundled import EVALUATOR_FILES
+
+    src = out / "evaluators" / f"evaluator_{kind}.safetensors"
+    train = json.loads(src.with_suffix(".json").read_text())
+    dst = weights_dir / EVALUATOR_FILES[kind]
+    dst.write_bytes(src.read_bytes())
+    card = {
+        "name": f"evaluator.{kind}",
+        "file": dst.name,
+        "sha256": sha256_of(dst),
+        "size_bytes": dst.stat().st_size,
+        "purpose": "measures whether an edit worked; trained only on the 'evaluator' split, "
+                   "never on any generator's training images",
+        "input": "(B,3,H,W) RGB in [0,1] (resized to 64x64 inside); output logits",
+        "data": {"dataset": kind, "split_used": "evaluator (90% train, 10% model selection)",
+                 "preprocessing_and_splits": SPLITS_DOC[kind], "citation": CITATIONS[kind]},
+        "licence": DATA_LICENCE.format(data={"celeba": "CelebA", "utkface": "UTKFace",
+                                             "lfw": "LFW"}[kind]),
+        **{k: train[k] for k in ("architecture", "parameters", "label_names", "iterations",
+                                 "best_iteration", "seconds", "hardware", "hyper_parameters",
+                                 "test", "test_fp16_weights") if k in train},
+    }
+    write_json(card, dst.with_suffix(".json"))
+    return card
+
+
+# ----------------------------------------------------------------------------- cards
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def markdown_card(card: dict[str, Any]) -> str:
+    """A human-readable model card from the JSON card."""
+    lines = [f"# {card['name']}", "", card.get("description", card.get("purpose", "")), ""]
+    if "paper" in card:
+        lines += [f"**Architecture source:** {card['paper']}", ""]
+    lines += ["## Licence", "", card["licence"], "",
+              "## Data", "", card["data"]["preprocessing_and_splits"], "",
+              f"Trained on split `{card['data']['split_used']}`. Citation: "
+              f"{card['data']['citation']}", ""]
+    if "architecture" in card:
+        lines += ["## Architecture", "", "```json", json.dumps(card["architecture"], indent=2),
+                  "```", "", f"Parameters: {card.get('parameters')}; file `{card['file']}` "
+                  f"({card['size_bytes'] / 2**20:.2f} MiB, fp16), sha256 `{card['sha256']}`.", ""]
+    if "inference_mode" in card:
+        lines += [f"Inference mode: `{card['inference_mode']}`. {card.get('inference_mode_note', '')}",
+                  "", "Conditions: " + ", ".join(c["name"] for c in card.get("conditions", [])), ""]
+    tr = card.get("training")
+    if tr:
+        lines += ["## Training", "", f"- iterations: {tr['iterations']}",
+                  f"- seconds: {tr['seconds']}", f"- hardware: {tr['hardware']}",
+                  f"- hyper-parameters: `{json.dumps(tr['hyper_parameters'])}`", ""]
+    elif "iterations" in card:
+        lines += ["## Training", "", f"- iterations: {card['iterations']} (best at "
+                  f"{card.get('best_iteration')})", f"- seconds: {card.get('seconds')}",
+                  f"- hardware: {card.get('hardware')}", ""]
+    q = card.get("quality")
+    if q:
+        lines += ["## Measured quality (test split, separately trained evaluator)", "",
+                  q.get("protocol", ""), ""]
+        if "per_attribute" in q:
+            lines += ["| attribute | success | success (changed only) | n changed | "
+                      "evaluator acc. on real | other attrs kept |", "|---|---|---|---|---|---|"]
+            for a, v in q["per_attribute"].items():
+                lines.append(f"| {a} | {_fmt(v['success'])} | {_fmt(v['success_changed'])} | "
+                             f"{v['n_changed']} | {_fmt(v['evaluator_accuracy_real'])} | "
+                             f"{_fmt(v['other_attributes_kept'])} |")
+            lines += ["", f"Mean success {_fmt(q['mean_success'])}, on changed attributes "
+                      f"{_fmt(q['mean_success_changed'])}; reconstruction L1 G(x, c_org) vs x "
+                      f"([0,1] scale): {_fmt(q['reconstruction_l1'])}.", ""]
+        else:
+            for k, v in q.items():
+                if isinstance(v, dict):
+                    lines.append(f"- {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
+            lines += ["", f"Mean success: {_fmt(q.get('mean_success'))}.", ""]
+    if "test" in card:
+        lines += ["## Test-split accuracy", "", "```json", json.dumps(card["test"], indent=2)[:4000],
+                  "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def summarize_quality(q: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not q:
+        return q
+    keys = ("mean_success", "mean_success_changed", "reconstruction_l1")
+    out = {k: q[k] for k in keys if k in q}
+    for k, v in q.items():
+        if isinstance(v, dict) and "success" in v:
+            out[k] = {kk: v[kk] for kk in ("success", "success_binary", "cycle_l1",
+                                           "reconstruction_l1") if kk in v}
+        if k == "per_attribute":
+            out["success_changed"] = {a: x["success_changed"] for a, x in v.items()}
+    return out
+
+
+def run_all(pack: Path, out: Path, seconds: float, *, smoke: bool, seed: int = 0,
+            device: str | None = None, grace: float = 45.0, threads: int = 2,
+            skip_training: bool = False) -> dict[str, Any]:
+    t0 = time.monotonic()
+    log = sys.stderr
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = plan_jobs(pack, out, seconds, smoke, seed)
+    if not skip_training:
+        run_jobs(jobs, grace, 1 if smoke else threads, log)
+    t_train = time.monotonic() - t0
+    dev = device or ("cpu" if smoke or not torch.cuda.is_available() else "cuda")
+    if smoke:
+        torch.set_num_threads(1)
+    weights_dir = out / "weights"
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "jobs": {j.name: {"returncode": j.returncode, "killed": j.killed,
+                          "wall_s": round(j.ended - j.started, 1) if j.ended else None}
+                 for j in jobs},
+        "models": {}, "evaluators": {}, "errors": {},
+    }
+    for kind in EVALUATOR_SHARE:
+        try:
+            card = export_evaluator(kind, out, weights_dir)
+            (weights_dir / f"evaluator_{kind}.md").write_text(markdown_card(card))
+            report["evaluators"][kind] = {"iterations": card.get("iterations"),
+                                          "test": _short_test(card.get("test_fp16_weights"))}
+        except Exception as exc:  # report and go on: the other models still ship
+            report["errors"][f"evaluator_{kind}"] = f"{type(exc).__name__}: {exc}"
+    from targets.training.quality import measure
+
+    for name in MODELS:
+        try:
+            card = export_generator(name, out, weights_dir)
+        except Exception as exc:
+            report["errors"][name] = f"export: {type(exc).__name__}: {exc}"
+            continue
+        try:
+            card["quality"] = measure(name, weights_dir, pack, dev)
+        except Exception as exc:
+            report["errors"][f"{name} quality"] = f"{type(exc).__name__}: {exc}"
+        write_json(card, weights_dir / card["file"].replace(".safetensors", ".json"))
+        (weights_dir / card["file"].replace(".safetensors", ".md")).write_text(markdown_card(card))
+        report["models"][name] = {"iterations": card["training"]["iterations"],
+                                  "seconds": card["training"]["seconds"],
+                                  "parameters": card["parameters"],
+                                  "size_bytes": card["size_bytes"],
+                                  "quality": summarize_quality(card["quality"])}
+    files = sorted(p for p in weights_dir.iterdir() if p.is_file())
+    total = sum(p.stat().st_size for p in files if p.suffix == ".safetensors")
+    report["weights_total_bytes"] = total
+    report["weights_files"] = [p.name for p in files]
+    tar_path = out / "bundled_weights.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for p in files:
+            tar.add(p, arcname=f"weights/{p.name}")
+    report["tar"] = {"path": str(tar_path), "bytes": tar_path.stat().st_size}
+    report["seconds"] = {"training_phase": round(t_train, 1),
+                         "total": round(time.monotonic() - t0, 1)}
+    report["device"] = (torch.cuda.get_device_name(0) if dev.startswith("cuda") else "cpu")
+    write_json(report, out / "report.json")
+    return report
+
+
+def _short_test(test: Any) -> Any:
+    if isinstance(test, dict) and "accuracy" in test and isinstance(test["accuracy"], dict):
+        return {"mean_accuracy": test.get("mean_accuracy"),
+                **{k: test["accuracy"][k] for k in ("Black_Hair", "Blond_Hair", "Brown_Hair",
+                                                    "Male", "Young") if k in test["accuracy"]}}
+    return test
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m targets.training.run_all")
+    p.add_argument("--pack", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seconds", type=float, required=True, help="training cap per process")
+    p.add_argument("--smoke", action="store_true", help="a few iterations of everything on CPU")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="device for the quality measurement")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads per training process")
+    p.add_argument("--grace", type=float, default=45.0,
+                   help="seconds past its cap before a job is killed")
+    p.add_argument("--skip-training", action="store_true",
+                   help="only export / measure / pack existing runs in OUT")
+    a = p.parse_args(argv)
+    if not a.pack.exists():
+        print(f"error: face pack {a.pack} not found", file=sys.stderr)
+        return 2
+    report = run_all(a.pack, a.out, a.seconds, smoke=a.smoke, seed=a.seed, device=a.device,
+                     grace=a.grace, threads=a.threads, skip_training=a.skip_training)
+    print(json.dumps(report, indent=2))
+    return 0 if not report["errors"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
