@@ -104,6 +104,7 @@ def run_attack(
     decay: float = 0.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    start: Tensor | None = None,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -134,6 +135,10 @@ def run_attack(
         generator: source of the random start, for reproducible runs.
         callback: ``callback(step, scores)`` after each step, with the 0-based step
             index and the detached ``(B,)`` scores at the point the gradient was taken.
+        start: where to start instead of ``x`` (or the random start), shape of ``x``,
+            values in ``[0, 1]``: e.g. ``x`` plus a universal perturbation to refine.
+            It is projected into the ``eps`` ball first; ``random_start`` is then
+            ignored.
 
     Returns:
         ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
@@ -147,7 +152,15 @@ def run_attack(
     check_image(x)
     x0 = x.detach()
     with torch.no_grad():
-        delta = random_delta(x0, eps, norm, generator) if random_start else None
+        delta: Tensor | None
+        if start is not None:
+            if start.shape != x0.shape:
+                raise ValueError(
+                    f"start must have x's shape {tuple(x0.shape)}, got {tuple(start.shape)}"
+                )
+            delta = project(start.detach().to(x0) - x0, eps, norm)
+        else:
+            delta = random_delta(x0, eps, norm, generator) if random_start else None
         x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
     momentum = torch.zeros_like(x0) if decay > 0 else None
 
@@ -201,8 +214,12 @@ class Attack:
         *,
         generator: torch.Generator | None = None,
         callback: Callback | None = None,
+        start: Tensor | None = None,
     ) -> Tensor:
-        """``x`` ``(B, C, H, W)`` in ``[0, 1]`` -> detached ``x_adv`` within ``eps`` of it."""
+        """``x`` ``(B, C, H, W)`` in ``[0, 1]`` -> detached ``x_adv`` within ``eps`` of it.
+
+        ``start``: see :func:`run_attack` (a point to start from instead of ``x``).
+        """
         return run_attack(
             x,
             objective,
@@ -214,4 +231,5 @@ class Attack:
             decay=self.decay,
             generator=generator,
             callback=callback,
+            start=start,
         )

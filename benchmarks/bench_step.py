@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from disrupt.objectives import AwayFromClean
+from disrupt.speed import naive_step
 from targets.base import Condition, GeneratorTarget
 from targets.stargan import StarGANGenerator
 
@@ -32,21 +33,6 @@ def make_target(seed: int) -> GeneratorTarget:
     conds = [Condition(a, F.one_hot(torch.tensor(i), 5).float()) for i, a in enumerate(ATTRS)]
     return GeneratorTarget("stargan.bench", net, input_size=(128, 128), conditions=conds,
                            mode="train")
-
-
-def naive_step(target: GeneratorTarget, x_adv: torch.Tensor, y_clean: torch.Tensor,
-               alpha: float) -> torch.Tensor:
-    """The research-code pattern: per-condition forward + .backward() with weight grads."""
-    target.generator.requires_grad_(True)
-    x_adv = x_adv.clone().requires_grad_(True)
-    for k, cond in enumerate(target.conditions):
-        out = target(x_adv, cond.vector)
-        loss = F.mse_loss(out, y_clean[k], reduction="sum")
-        loss.backward()
-    target.generator.zero_grad(set_to_none=True)
-    target.generator.requires_grad_(False)
-    assert x_adv.grad is not None
-    return (x_adv + alpha * x_adv.grad.sign()).clamp(0, 1).detach()
 
 
 def batched_step(objective: AwayFromClean, x_adv: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -17,20 +17,24 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from attacks import Attack, create_attack, quantize_to_uint8_within
+from attacks import Attack, quantize_to_uint8_within
 from disrupt.errors import DisruptError
 from disrupt.evaluation import Disruption, measure_disruption
 from disrupt.imaging import ImageInput, LoadedImage, load_image, save_image, to_uint8
+from disrupt.masking import load_mask
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
-from disrupt.objectives import AwayFromClean, Ensemble
+from disrupt.pipeline import evaluation_targets, plan_protection, run_protection
+from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
+from disrupt.universal import load_universal
 from targets import Target, load_target
 from targets.registry import list_targets
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPS = 8 / 255
-DEFAULT_ATTACK = "pgd"
-DEFAULT_STEPS: int | None = None  # the attack's own default (10 for iterative attacks)
+# The default budget is the "mid" strength preset (disrupt.presets).
+DEFAULT_EPS = STRENGTHS[DEFAULT_STRENGTH].eps
+DEFAULT_ATTACK = STRENGTHS[DEFAULT_STRENGTH].attack
+DEFAULT_STEPS: int | None = STRENGTHS[DEFAULT_STRENGTH].steps
 
 TargetSpec = str | Target
 
@@ -54,6 +58,17 @@ class ProtectResult:
     output_path: Path | None = None
     threshold: float = RUIZ_THRESHOLD
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The strength preset the budget started from, and whether EOT was used.
+    strength: str = DEFAULT_STRENGTH
+    eot: bool = False
+    #: Detected face boxes ``(left, top, right, bottom)`` in the photo's pixels.
+    faces: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: ``used`` (only face crops perturbed), ``none-found`` (looked, none: whole photo
+    #: protected), ``off``, ``small-image`` (auto mode skipped detection) or
+    #: ``outside-mask``; see :data:`disrupt.pipeline.FaceStatus`.
+    face_status: str = "off"
+    masked: bool = False
+    universal: bool = False
 
     @property
     def disrupted_fraction(self) -> float:
@@ -91,6 +106,12 @@ class ProtectResult:
                 "norm": self.attack.norm,
             },
             "seed": self.seed,
+            "strength": self.strength,
+            "eot": self.eot,
+            "faces": [list(b) for b in self.faces],
+            "face_status": self.face_status,
+            "masked": self.masked,
+            "universal": self.universal,
             "targets": self.targets,
             "perceptibility": self.perceptibility,
             "threshold": self.threshold,
@@ -137,23 +158,20 @@ def resolve_targets(
     return resolved
 
 
-def _resolve_attack(
-    attack: str | Attack, eps: float, steps: int | None, alpha: float | None
-) -> Attack:
-    if isinstance(attack, Attack):
-        return attack
-    return create_attack(attack, eps=eps, steps=steps, alpha=alpha)
-
-
 def protect(
     image: ImageInput,
     *,
     targets: Sequence[TargetSpec] | None = None,
     weights: Mapping[str, str | Path] | None = None,
-    attack: str | Attack = DEFAULT_ATTACK,
-    eps: float = DEFAULT_EPS,
-    steps: int | None = DEFAULT_STEPS,
+    strength: str = DEFAULT_STRENGTH,
+    attack: str | Attack | None = None,
+    eps: float | None = None,
+    steps: int | None = None,
     alpha: float | None = None,
+    eot: bool | None = None,
+    faces: bool | None = None,
+    mask: ImageInput | None = None,
+    universal: str | Path | Tensor | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     output: str | Path | None = None,
@@ -168,12 +186,29 @@ def protect(
         targets: target names or :class:`~targets.Target` objects; ``None`` for the
             bundled set (every model, every condition).
         weights: checkpoint path per target name, for targets that need one.
+        strength: ``"low"``, ``"mid"`` (default) or ``"high"``: a budget preset
+            (eps 4/8/12 /255, PGD 10/20/40 steps, EOT off/on/on; see
+            :mod:`disrupt.presets`). ``attack``, ``eps``, ``steps``, ``alpha`` and
+            ``eot`` given explicitly override the preset's value.
         attack: attack name (``fgsm``, ``ifgsm``, ``pgd``, ``mifgsm``, plugins) or an
-            :class:`~attacks.Attack`.
-        eps: budget in ``[0, 1]`` units (L-inf unless the attack says otherwise);
-            ``8/255`` by default.
-        steps, alpha: iterations and step size; ``None`` uses the attack's defaults.
-        seed: seeds the random start and any stochastic generator.
+            :class:`~attacks.Attack` (which keeps its own eps, steps and alpha).
+        eps: budget in ``[0, 1]`` units (L-inf unless the attack says otherwise).
+        steps, alpha: iterations and step size; ``None``: the preset's steps and the
+            attack's default step size.
+        eot: expectation over JPEG/resize/blur/crop transforms (:mod:`disrupt.robust`).
+        faces: ``True``: find faces and perturb only the crops a manipulator would
+            take around them (the rest of the photo stays exactly unchanged);
+            ``False``: perturb the whole photo; ``None`` (default): look for faces when
+            the photo is at least twice the targets' input size. When no face is found
+            the whole photo is protected and ``result.face_status`` says
+            ``"none-found"`` (see :mod:`disrupt.faces`).
+        mask: an image the photo's size (file, PIL, array or tensor): white = may
+            change, black = keep exactly, grey = a proportional share of the budget.
+        universal: a universal perturbation (safetensors file from
+            :func:`disrupt.universal.save_universal`, or a ``(3, S, S)`` tensor) to
+            start from, resized into each face crop; the attack then refines it for
+            ``steps`` (default 5) steps.
+        seed: seeds the random start, the EOT draws and any stochastic generator.
         device: where to run (``"cpu"``, ``"cuda"``).
         output: if given, write the protected image there (atomically; never over
             the input; an existing file only with ``overwrite``).
@@ -181,28 +216,41 @@ def protect(
 
     Returns:
         :class:`ProtectResult`, with figures measured on the 8-bit image.
+
+    Raises:
+        DisruptError: unreadable image, mask or universal file; a mask of another
+            size, or black everywhere.
+        ValueError: an unknown strength or a bad attack setting.
     """
     started = time.perf_counter()
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
-    atk = _resolve_attack(attack, eps, steps, alpha)
+    budget = resolve_budget(strength, attack=attack, eps=eps, steps=steps, alpha=alpha, eot=eot,
+                            universal=universal is not None)
+    atk = budget.attack
+    mask_tensor = load_mask(mask, source.size) if mask is not None else None
+    start_delta = load_universal(universal) if universal is not None else None
     dev = torch.device(device)
     for t in chosen:
         if isinstance(t, nn.Module):
             t.to(dev)
     x = source.rgb.to(dev)
+    plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
 
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         # Seed the global RNG too: stochastic generators (pix2pix dropout) draw from it.
         torch.manual_seed(seed)
-        objective = Ensemble([AwayFromClean(t, x) for t in chosen])
         gen = torch.Generator(device=dev).manual_seed(seed)
 
         def on_step(step: int, _x: Tensor) -> None:
             if progress is not None:
                 progress(step + 1, atk.steps)
 
-        x_adv = atk(x, objective, generator=gen, callback=on_step)
+        x_adv = run_protection(
+            x, chosen, atk, plan, eot=budget.eot, eot_samples=budget.eot_samples,
+            universal=start_delta, generator=gen,
+            eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
+        )
     protected = quantize_to_uint8_within(x_adv, x, atk.eps, norm=atk.norm)
 
     result = ProtectResult(
@@ -211,9 +259,16 @@ def protect(
         attack=atk,
         targets=[t.name for t in chosen],
         perceptibility={k: float(v[0]) for k, v in perceptibility(protected, x).items()},
-        disruption=measure_disruption(chosen, x, protected, seed=seed)[0],
+        disruption=measure_disruption(evaluation_targets(chosen, plan), x, protected,
+                                      seed=seed)[0],
         seconds=0.0,
         seed=seed,
+        strength=budget.strength,
+        eot=budget.eot,
+        faces=[b.as_tuple() for b in plan.faces],
+        face_status=plan.face_status,
+        masked=mask_tensor is not None,
+        universal=start_delta is not None,
     )
     if output is not None:
         result.save(output, overwrite=overwrite)

@@ -72,7 +72,9 @@ class CycleGANPair(nn.Module):
         if c.ndim == 1:
             c = c.expand(x.shape[0], -1)
         if tuple(c.shape) != (x.shape[0], 2):
-            raise ValueError(f"condition must be (B, 2) rows [to_old, to_young], got {tuple(c.shape)}")
+            raise ValueError(
+                f"condition must be (B, 2) rows [to_old, to_young], got {tuple(c.shape)}"
+            )
         c = c.to(x.dtype)
         out: Tensor | None = None
         for k, g in enumerate((self.g_young2old, self.g_old2young)):
@@ -247,6 +249,14 @@ def load_fp16_state(path: Path, expected_sha256: str | None) -> dict[str, Tensor
             for k, v in read_checkpoint(path).items() if isinstance(v, Tensor)}
 
 
+def weights_installed(name: str, weights: Path | None = None) -> bool:
+    """Whether bundled target ``name``'s weights file and card are present (not verified)."""
+    if name not in SPECS:
+        return False
+    wpath, cpath = _paths(name, weights)
+    return wpath.exists() and cpath.exists()
+
+
 def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     """Build bundled target ``name`` on the CPU.
 
@@ -288,7 +298,10 @@ def load_evaluator_for(dataset: str, weights: Path | None = None,
     if dataset not in EVALUATOR_FILES:
         raise KeyError(f"no evaluator for {dataset!r}; choose one of {', '.join(EVALUATOR_FILES)}")
     folder = weights if weights is not None and weights.is_dir() else WEIGHTS_DIR
-    path = weights if weights is not None and not weights.is_dir() else folder / EVALUATOR_FILES[dataset]
+    if weights is not None and not weights.is_dir():
+        path = weights
+    else:
+        path = folder / EVALUATOR_FILES[dataset]
     if not path.exists():
         raise CheckpointError(f"bundled evaluator for {dataset} is not installed at {path}")
     cpath = path.with_suffix(".json")

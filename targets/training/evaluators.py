@@ -37,7 +37,7 @@ from targets.training.common import (
     setup_device,
     write_json,
 )
-from targets.training.data import FaceSet, load_faces, stable_hash, to_unit
+from targets.training.data import load_faces, stable_hash, to_unit
 
 Kind = Literal["celeba", "utkface", "lfw"]
 KINDS: tuple[str, ...] = ("celeba", "utkface", "lfw")

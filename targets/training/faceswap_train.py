@@ -93,8 +93,13 @@ def train_faceswap(
     bottleneck: int = BOTTLENECK,
     ckpt_every_s: float = 60.0,
     log: bool = True,
+    stop_at: int | None = None,
 ) -> dict[str, object]:
-    """Train (or resume) and write ``out/faceswap/{ckpt.pt,final.pt,train.json}``."""
+    """Train (or resume) and write ``out/faceswap/{ckpt.pt,final.pt,train.json}``.
+
+    ``iters`` is the run's total (resumed iterations included) and sets the learning-rate
+    schedule; ``stop_at`` ends this session earlier, as an interruption would.
+    """
     t0 = time.monotonic()
     dev = setup_device(device)
     run = Path(out) / MODEL
@@ -131,7 +136,7 @@ def train_faceswap(
     use_amp = dev.type == "cuda"
     last_ckpt = time.monotonic()
     half = max(1, batch_size // 2)
-    while not budget.done():
+    while not budget.done() and (stop_at is None or budget.iter < stop_at):
         # The schedule follows iterations so a resumed run continues the same curve.
         set_lr(opt, cosine_lr(lr, budget.iter / max(1, iters)))
         x_in, target, c = make_batch(per_id, half, g)

@@ -29,12 +29,13 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from targets.base import GeneratorTarget
-from targets.training.data import FaceSet, load_faces, to_unit
+from targets.training.data import Dataset, FaceSet, load_faces, to_unit
 
 HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 ATTGAN_TEST_INT = 1.0
@@ -124,14 +125,14 @@ def _attribute_edits(
     attrs: Sequence[str],
     make: Callable[[Tensor, int], tuple[Tensor, Tensor]],
     batch: int,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     dev = next(evaluator.parameters()).device
     cols = [test.label_names.index(a) for a in attrs]
     org = test.labels[:, cols].float().to(dev)
     x = test.images.to(dev)
     real_logits = _logits(evaluator, to_unit(x), batch)[:, cols]
     real_pred = (real_logits > 0).float()
-    per: dict[str, dict[str, float | int]] = {}
+    per: dict[str, dict[str, Any]] = {}
     for i, a in enumerate(attrs):
         want, cond = make(org, i)
         out = _batched(target, x, cond, batch)
@@ -163,19 +164,20 @@ def _attribute_edits(
 
 
 def stargan_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
-                    attrs: Sequence[str], batch: int = 100) -> dict[str, object]:
+                    attrs: Sequence[str], batch: int = 100) -> dict[str, Any]:
     """Official StarGAN test-label edits, judged by the CelebA evaluator."""
     def make(org: Tensor, i: int) -> tuple[Tensor, Tensor]:
         c = stargan_targets(org, attrs, i)
         return c, c
 
     out = _attribute_edits(target, evaluator, test, attrs, make, batch)
-    out["protocol"] = "yunjey/stargan create_labels: hair colour set exclusively, Male/Young flipped"
+    out["protocol"] = ("yunjey/stargan create_labels: hair colour set exclusively, "
+                       "Male/Young flipped")
     return out
 
 
 def attgan_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
-                   attrs: Sequence[str], batch: int = 100) -> dict[str, object]:
+                   attrs: Sequence[str], batch: int = 100) -> dict[str, Any]:
     """Official AttGAN test edits (flip + conflicts, test_int 1.0), judged by the evaluator;
     also at the training intensity 0.5 (what the bundled target's one-hot conditions use)."""
     out = _attribute_edits(target, evaluator, test, attrs,
@@ -191,8 +193,8 @@ def attgan_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
     out["at_training_intensity_0.5"] = {
         "mean_success": at_05["mean_success"],
         "mean_success_changed": at_05["mean_success_changed"],
-        "success_changed": {a: v["success_changed"]  # type: ignore[index]
-                            for a, v in at_05["per_attribute"].items()},  # type: ignore[union-attr]
+        "success_changed": {a: v["success_changed"]
+                            for a, v in at_05["per_attribute"].items()},
     }
     return out
 
@@ -204,12 +206,12 @@ def _flip(org: Tensor, i: int) -> Tensor:
 
 
 def cyclegan_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
-                     batch: int = 100) -> dict[str, object]:
+                     batch: int = 100) -> dict[str, Any]:
     """Young->old and old->young success by the age evaluator, and cycle L1."""
     dev = next(evaluator.parameters()).device
     to_old = torch.tensor([1.0, 0.0], device=dev)
     to_young = torch.tensor([0.0, 1.0], device=dev)
-    result: dict[str, object] = {"n_test_images": len(test)}
+    result: dict[str, Any] = {"n_test_images": len(test)}
     for src, cond, back, want, key in ((0, to_old, to_young, 2, "young_to_old"),
                                        (2, to_young, to_old, 0, "old_to_young")):
         x = test.images[test.labels.to(test.images.device) == src].to(dev)
@@ -231,18 +233,18 @@ def cyclegan_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSe
             "mean_abs_change": _l1(out, to_unit(x)),
         }
     parts = [result["young_to_old"], result["old_to_young"]]
-    result["mean_success"] = round(sum(float(p["success"]) for p in parts) / 2, 4)  # type: ignore[index]
+    result["mean_success"] = round(sum(float(p["success"]) for p in parts) / 2, 4)
     result["protocol"] = ("test-split young (15-29) -> old and old (50+) -> young; success = "
                           "UTKFace evaluator argmax is the requested group")
     return result
 
 
 def faceswap_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
-                     batch: int = 100) -> dict[str, object]:
+                     batch: int = 100) -> dict[str, Any]:
     """Bush -> Powell and Powell -> Bush swap success by the identity evaluator."""
     dev = next(evaluator.parameters()).device
     eye = torch.eye(2, device=dev)
-    result: dict[str, object] = {"n_test_images": len(test)}
+    result: dict[str, Any] = {"n_test_images": len(test)}
     names = test.label_names
     for src in (0, 1):
         dst = 1 - src
@@ -260,14 +262,14 @@ def faceswap_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSe
             "mean_abs_change_swap": _l1(out, to_unit(x)),
         }
     parts = [v for k, v in result.items() if "_as_" in k]
-    result["mean_success"] = round(sum(float(p["success"]) for p in parts) / 2, 4)  # type: ignore[index]
+    result["mean_success"] = round(sum(float(p["success"]) for p in parts) / 2, 4)
     result["protocol"] = ("test-split faces rendered by the other identity's decoder; success = "
                           "LFW identity evaluator says the other identity")
     return result
 
 
 def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device = "cpu",
-            batch: int = 100) -> dict[str, object]:
+            batch: int = 100) -> dict[str, Any]:
     """Quality of bundled target ``name`` from ``weights_dir`` (weights, cards, evaluators)."""
     from targets.bundled import STARGAN_ATTRS, load_bundled, load_evaluator_for
 
@@ -275,7 +277,7 @@ def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device
     dataset = {"stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
                "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw"}[name]
     evaluator = load_evaluator_for(dataset, weights_dir, device)
-    test = load_faces(pack, dataset, "test", device)  # type: ignore[arg-type]
+    test = load_faces(pack, cast(Dataset, dataset), "test", device)
     if name == "stargan.celeba64":
         return stargan_quality(target, evaluator, test, STARGAN_ATTRS, batch)
     if name == "attgan.celeba64":

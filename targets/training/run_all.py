@@ -287,7 +287,8 @@ def markdown_card(card: dict[str, Any]) -> str:
                   "```", "", f"Parameters: {card.get('parameters')}; file `{card['file']}` "
                   f"({card['size_bytes'] / 2**20:.2f} MiB, fp16), sha256 `{card['sha256']}`.", ""]
     if "inference_mode" in card:
-        lines += [f"Inference mode: `{card['inference_mode']}`. {card.get('inference_mode_note', '')}",
+        note = card.get("inference_mode_note", "")
+        lines += [f"Inference mode: `{card['inference_mode']}`. {note}",
                   "", "Conditions: " + ", ".join(c["name"] for c in card.get("conditions", [])), ""]
     tr = card.get("training")
     if tr:
@@ -318,8 +319,8 @@ def markdown_card(card: dict[str, Any]) -> str:
                     lines.append(f"- {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
             lines += ["", f"Mean success: {_fmt(q.get('mean_success'))}.", ""]
     if "test" in card:
-        lines += ["## Test-split accuracy", "", "```json", json.dumps(card["test"], indent=2)[:4000],
-                  "```", ""]
+        test = json.dumps(card["test"], indent=2)[:4000]
+        lines += ["## Test-split accuracy", "", "```json", test, "```", ""]
     return "\n".join(lines) + "\n"
 
 

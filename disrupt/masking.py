@@ -1,0 +1,121 @@
+"""Protect only part of a photo: user masks and the masked objective.
+
+A mask is a ``(1, 1, H, W)`` float tensor in ``[0, 1]`` the photo's size: 1 (white)
+where the photo may be perturbed, 0 (black) where it must stay exactly as it was,
+grey for a proportionally smaller budget. It acts in two places, so attacks stay
+model-agnostic (they never see it):
+
+- inside the objective, the attack's point ``x_adv`` is replaced by
+  ``x + mask * (x_adv - x)`` (:class:`MaskedObjective`), so the gradient only
+  rewards changes the mask lets through;
+- after the attack, :func:`apply_mask` sets the perturbation to exactly
+  ``mask * (x_adv - x)``: zero where the mask is 0, a fraction of the budget where
+  it is grey (a sign-gradient step moves a grey pixel as far as a white one, so
+  the scaling happens here).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+from attacks import Objective
+from disrupt.errors import ImageError
+from disrupt.imaging import ImageInput, load_image
+
+__all__ = ["MaskedObjective", "apply_mask", "load_mask"]
+
+
+def load_mask(mask: ImageInput, size: tuple[int, int], *, name: str | None = None) -> Tensor:
+    """Read a mask for a photo of ``size = (width, height)``.
+
+    Args:
+        mask: an image file (path, bytes, stream), PIL image, numpy array ``(H, W)``
+            or ``(H, W, C)``, or a tensor ``(H, W)``, ``(1, H, W)``, ``(1, 1, H, W)``
+            (float in ``[0, 1]``) or anything :func:`~disrupt.imaging.load_image`
+            reads. Colour images are converted to luminance (Rec. 601 weights).
+        size: the photo's ``(width, height)``, as PIL reports sizes.
+        name: how to name the mask in errors (default: its path, or ``"mask"``).
+
+    Returns:
+        ``(1, 1, H, W)`` float32 in ``[0, 1]``.
+
+    Raises:
+        ImageError: ``"<mask>: ..."`` when it cannot be read, is not the photo's
+            size, or is black everywhere (nothing to protect).
+    """
+    label = name or (os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask")
+    if isinstance(mask, Tensor):
+        m = mask.detach().float()
+        while m.ndim < 4:
+            m = m.unsqueeze(0)
+        if m.ndim != 4 or m.shape[:2] != (1, 1):
+            if m.ndim == 4 and m.shape[:2] == (1, 3):
+                m = _luminance(m)
+            else:
+                raise ValueError(f"mask tensor must be (H,W), (1,H,W) or (1,1,H,W), "
+                                 f"got {tuple(mask.shape)}")
+        if m.numel() and (m.min() < 0 or m.max() > 1):
+            raise ValueError("mask tensor values must be in [0, 1]")
+    else:
+        try:
+            loaded = load_image(mask)
+        except (ValueError, TypeError) as exc:
+            raise ImageError(f"{label}: not a usable mask ({exc})") from None
+        m = _luminance(loaded.rgb)
+    h, w = m.shape[-2:]
+    if (w, h) != tuple(size):
+        raise ImageError(
+            f"{label}: mask is {w}x{h} but the photo is {size[0]}x{size[1]}; "
+            "it must be the same size"
+        )
+    if not bool((m > 0).any()):
+        raise ImageError(f"{label}: mask is black everywhere, so nothing would be protected")
+    return m.contiguous()
+
+
+def _luminance(rgb: Tensor) -> Tensor:
+    """``(1, 3, H, W)`` -> ``(1, 1, H, W)`` Rec. 601 luminance, clamped to ``[0, 1]``."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
+    return (rgb * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True).clamp(0.0, 1.0)
+
+
+def apply_mask(x_adv: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    """``x + mask * (x_adv - x)``: exactly ``x`` where the mask is 0.
+
+    Shape:
+        ``x_adv``, ``x``: ``(B, 3, H, W)`` in ``[0, 1]``; ``mask``: ``(1, 1, H, W)`` or
+        ``(B, 1, H, W)`` in ``[0, 1]``. Returns ``(B, 3, H, W)`` in ``[0, 1]``.
+    """
+    mixed = x + mask * (x_adv - x)
+    # Where the mask is exactly 0 the result must be x bit for bit (x + 0 * d is,
+    # unless d is inf/NaN); where it is 1, x_adv.
+    return torch.where(mask == 0, x, torch.where(mask == 1, x_adv, mixed))
+
+
+class MaskedObjective:
+    """Score ``objective`` at ``x + mask * (x_adv - x)``: only masked-in changes count.
+
+    Args:
+        objective: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``.
+        x: the clean batch ``(B, 3, H, W)`` in ``[0, 1]``.
+        mask: ``(1, 1, H, W)`` or ``(B, 1, H, W)`` in ``[0, 1]``.
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``.
+    """
+
+    def __init__(self, objective: Objective, x: Tensor, mask: Tensor) -> None:
+        if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"mask must be (1 or B, 1, H, W) matching x {tuple(x.shape)}, "
+                f"got {tuple(mask.shape)}"
+            )
+        self.objective = objective
+        self.x = x.detach()
+        self.mask = mask.to(x)
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        return self.objective(self.x + self.mask * (x_adv - self.x))

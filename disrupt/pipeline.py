@@ -1,0 +1,215 @@
+"""Where and how :func:`disrupt.api.protect` attacks a photo: faces, masks, EOT, universal start.
+
+Every target is attacked *through crops*: with faces, the boxes a manipulator would
+cut around each face (:func:`disrupt.faces.crop_boxes`); without, one box covering
+the whole photo. Each crop is resized to the target's input size before the
+objective (and any EOT transform) sees it, so the expensive parts run on small
+images whatever the photo's size.
+
+Memory. The attack runs on the smallest rectangle (the *region*) that holds every
+crop box, not on the whole photo (with faces, a few face-sized squares; without,
+the photo); pixels of the region outside every crop box get mask 0. Per step that costs a handful of
+region-sized float tensors (``x``, ``x_adv``, its gradient, the projection's
+temporaries) plus the crops; never a ``K x photo`` batch. Pixels outside the
+region are copied from the input unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from attacks import Attack, Objective
+from disrupt.faces import (
+    CANONICAL_CROP,
+    CROP_FAMILY,
+    DEFAULT_CROP_SIZE,
+    Box,
+    CropsObjective,
+    CropSpec,
+    CropTarget,
+    bounding_box,
+    crop_boxes,
+    detect_faces,
+    union_mask,
+)
+from disrupt.masking import MaskedObjective, apply_mask
+from disrupt.objectives import AwayFromClean, Ensemble
+from disrupt.robust import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
+from disrupt.universal import place_universal
+from targets.base import Target
+
+__all__ = ["FaceStatus", "Plan", "plan_protection", "run_protection", "evaluation_targets"]
+
+FaceStatus = Literal["used", "none-found", "off", "small-image", "outside-mask"]
+"""``used``: faces found, only their crops protected. ``none-found``: looked, found
+none, whole photo protected. ``off``: ``faces=False``. ``small-image``: ``faces=None``
+and the photo is under twice the targets' input size, so the whole photo is
+protected without looking. ``outside-mask``: faces found but the mask excludes all
+their crops, so the mask alone decides."""
+
+#: ``faces=None`` looks for faces when the photo's shorter side is at least this many
+#: times the largest target input side.
+AUTO_FACES_FACTOR = 2.0
+
+
+@dataclass
+class Plan:
+    """Where to attack: crop boxes, the region holding them, and the effective mask.
+
+    Boxes are in the photo's pixels. ``mask`` is ``(1, 1, h, w)`` over the region
+    (``None``: every region pixel may change).
+    """
+
+    boxes: list[Box]
+    faces: list[Box]
+    face_status: FaceStatus
+    region: Box
+    mask: Tensor | None
+    canonical: list[Box] = field(default_factory=list)  # one per face (reporting, universal)
+
+
+def _max_input_side(targets: Sequence[Target]) -> int | None:
+    sides = [max(t.input_size) for t in targets if t.input_size is not None]
+    return max(sides) if sides else None
+
+
+def plan_protection(
+    x: Tensor,
+    targets: Sequence[Target],
+    *,
+    faces: bool | None = None,
+    mask: Tensor | None = None,
+    family: Sequence[CropSpec] = CROP_FAMILY,
+) -> Plan:
+    """Decide which crops to attack and which pixels may change.
+
+    Args:
+        x: the photo ``(1, 3, H, W)`` in ``[0, 1]``.
+        targets: the generators (their input sizes decide ``faces=None``).
+        faces: ``True`` look for faces, ``False`` don't, ``None`` look only when the
+            photo is at least :data:`AUTO_FACES_FACTOR` times the largest target input.
+        mask: ``(1, 1, H, W)`` in ``[0, 1]`` (1 = protect) or ``None``.
+        family: crop boxes per face.
+    """
+    h, w = x.shape[-2:]
+    whole = Box(0, 0, w, h)
+    status: FaceStatus
+    found: list[Box] = []
+    if faces is False:
+        status = "off"
+    else:
+        side = _max_input_side(targets)
+        if faces is None and side is not None and min(h, w) < AUTO_FACES_FACTOR * side:
+            status = "small-image"
+        else:
+            found = detect_faces(x)
+            status = "used" if found else "none-found"
+    boxes = [whole]
+    canonical: list[Box] = []
+    if found:
+        boxes = [b for f in found for b in crop_boxes(f, (h, w), family)]
+        canonical = [crop_boxes(f, (h, w), [CANONICAL_CROP])[0] for f in found]
+    allowed = union_mask(boxes, (h, w)) if status == "used" else None
+    if mask is not None:
+        mask = mask.to(torch.float32).cpu()
+        if allowed is not None:
+            combined = allowed * mask
+            if bool((combined > 0).any()):
+                allowed = combined
+            else:  # the mask excludes every face crop: the mask alone decides
+                status, boxes, canonical, allowed = "outside-mask", [whole], [], mask
+        else:
+            allowed = mask
+    # The region must hold every crop box: the objective crops from it.
+    region = bounding_box(boxes)
+    if allowed is None:
+        return Plan(boxes, found, status, region, None, canonical)
+    sub = allowed[..., region.top : region.bottom, region.left : region.right]
+    full = bool((sub == 1).all())
+    return Plan(boxes, found, status, region, None if full else sub.contiguous(), canonical)
+
+
+def _objective_for(
+    target: Target, x_region: Tensor, boxes: Sequence[Box], *, eot: bool, eot_samples: int,
+    transforms: Sequence[RandomTransform], generator: torch.Generator,
+) -> Objective:
+    size = target.input_size
+    if size is None and len(boxes) > 1:
+        size = (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
+
+    def make(clean_crops: Tensor) -> Objective:
+        inner: Objective = AwayFromClean(target, clean_crops)
+        if eot:
+            inner = ExpectationOverTransforms(inner, transforms, samples=eot_samples,
+                                              generator=generator)
+        return inner
+
+    return CropsObjective(make, x_region, boxes, size,
+                          batched=bool(getattr(target, "batch_independent", True)))
+
+
+def run_protection(
+    x: Tensor,
+    targets: Sequence[Target],
+    attack: Attack,
+    plan: Plan,
+    *,
+    eot: bool = False,
+    eot_samples: int = 1,
+    transforms: Sequence[RandomTransform] = DEFAULT_EOT_TRANSFORMS,
+    universal: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    eot_generator: torch.Generator | None = None,
+    callback: Callable[[int, Tensor], None] | None = None,
+) -> Tensor:
+    """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
+    ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
+    wherever its mask is 0 (not yet quantized).
+
+    Args:
+        universal: a ``(3, S, S)`` perturbation to start from, resized into each face's
+            canonical crop (the whole photo without faces) and masked.
+        generator: seeds the attack's random start.
+        eot_generator: seeds the EOT draws.
+    """
+    r = plan.region
+    x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
+    boxes = [b.shifted(-r.left, -r.top) for b in plan.boxes]
+    eot_gen = eot_generator if eot_generator is not None else torch.Generator().manual_seed(0)
+    objective: Objective = Ensemble([
+        _objective_for(t, x_region, boxes, eot=eot, eot_samples=eot_samples,
+                       transforms=transforms, generator=eot_gen)
+        for t in targets
+    ])
+    mask = plan.mask.to(x) if plan.mask is not None else None
+    if mask is not None:
+        objective = MaskedObjective(objective, x_region, mask)
+    start = None
+    if universal is not None:
+        places = [b.shifted(-r.left, -r.top) for b in plan.canonical] or [
+            Box(0, 0, x_region.shape[-1], x_region.shape[-2])
+        ]
+        delta = place_universal(universal.to(x), places, x_region.shape)
+        if mask is not None:
+            delta = delta * mask
+        start = (x_region + delta).clamp(0.0, 1.0)
+    adv = attack(x_region, objective, generator=generator, callback=callback, start=start)
+    if mask is not None:
+        adv = apply_mask(adv, x_region, mask)
+    out = x.clone()
+    out[..., r.top : r.bottom, r.left : r.right] = adv
+    return out
+
+
+def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
+    """What to measure disruption on: each target through each face's canonical crop
+    (named ``"<target>@face<i>"``), or the targets themselves without faces."""
+    if plan.face_status != "used":
+        return list(targets)
+    return [CropTarget(t, box, name=f"{t.name}@face{i}")
+            for i, box in enumerate(plan.canonical) for t in targets]

@@ -1,0 +1,246 @@
+"""Check a protected photo: run each target on the original and on the protected copy.
+
+:func:`verify` takes any two images of the same scene (the protected one may have
+been re-saved as JPEG, or resized by a few pixels), measures how far every target's
+output on the protected image is from its output on the original, and gives a plain
+verdict per target with Ruiz et al.'s threshold (MSE > 0.05 between the outputs on
+the ``[-1, 1]`` scale). :meth:`VerifyResult.picture` draws the evidence: one row per
+(target, condition), columns original, protected, edit of original, edit of protected.
+
+Images are float ``(1, 3, H, W)`` in ``[0, 1]`` throughout; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from disrupt.api import TargetSpec, resolve_targets
+from disrupt.errors import DisruptError
+from disrupt.evaluation import Disruption, measure_disruption, target_outputs
+from disrupt.figures import compose_grid
+from disrupt.imaging import ImageInput, load_image
+from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
+from targets.base import Target
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COLUMNS", "TargetVerdict", "VerifyResult", "verify"]
+
+COLUMNS: tuple[str, ...] = ("original", "protected", "edit of original", "edit of protected")
+ASPECT_TOLERANCE = 0.05  # relative aspect-ratio difference that earns a "same scene?" note
+
+
+@dataclass(frozen=True)
+class TargetVerdict:
+    """The plain answer for one target.
+
+    ``disrupted`` is true when **every** condition's output is disrupted
+    (``ruiz_mse > threshold``); ``verdict`` says ``"disrupted"``,
+    ``"partly disrupted (k/K conditions)"`` or ``"not disrupted"``.
+    """
+
+    target: str
+    disrupted: bool
+    disrupted_conditions: int
+    conditions: int
+    mean_ruiz_mse: float
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _verdict(target: str, rows: Sequence[Disruption]) -> TargetVerdict:
+    hit = sum(r.disrupted for r in rows)
+    total = len(rows)
+    if hit == total:
+        text = "disrupted"
+    elif hit == 0:
+        text = "not disrupted"
+    else:
+        text = f"partly disrupted ({hit}/{total} conditions)"
+    mean = sum(r.ruiz_mse for r in rows) / max(1, total)
+    return TargetVerdict(target, hit == total, hit, total, mean, text)
+
+
+@dataclass
+class VerifyResult:
+    """What :func:`verify` measured.
+
+    ``original`` and ``protected`` are ``(1, 3, H, W)`` in ``[0, 1]`` at the original's
+    size (the protected one resized when needed, see ``notes``). ``outputs[name]`` is
+    ``(clean, protected)``, each ``(K, 1, 3, h, w)`` in ``[0, 1]``: the target's
+    edit of each image for each of its ``K`` conditions.
+    """
+
+    original: Tensor
+    protected: Tensor
+    original_path: Path | None
+    protected_path: Path | None
+    protected_size: tuple[int, int]
+    resized: bool
+    perceptibility: dict[str, float]
+    disruption: list[Disruption]
+    verdicts: list[TargetVerdict]
+    outputs: dict[str, tuple[Tensor, Tensor]]
+    conditions: dict[str, list[str]]
+    threshold: float = RUIZ_THRESHOLD
+    notes: list[str] = field(default_factory=list)
+    picture_path: Path | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the original."""
+        return int(self.original.shape[-1]), int(self.original.shape[-2])
+
+    @property
+    def rows(self) -> int:
+        """Rows of :meth:`picture`: one per (target, condition)."""
+        return len(self.disruption)
+
+    def picture(self, cell: int = 128) -> Image.Image:
+        """The labelled grid: rows (target, condition); columns :data:`COLUMNS`."""
+        images: list[list[Tensor | None]] = []
+        labels: list[str] = []
+        by_pair = {(d.target, d.condition): d for d in self.disruption}
+        for name, (clean, adv) in self.outputs.items():
+            for k, cond in enumerate(self.conditions[name]):
+                d = by_pair[(name, cond)]
+                mark = "DISRUPTED" if d.disrupted else "not disrupted"
+                labels.append(f"{name}\n{cond}\nRuiz MSE {d.ruiz_mse:.4f}\n{mark}")
+                images.append([self.original[0], self.protected[0], clean[k, 0], adv[k, 0]])
+        title = f"threshold: Ruiz MSE > {self.threshold:g}"
+        return compose_grid(images, row_labels=labels, col_labels=COLUMNS, cell=cell, title=title)
+
+    def save_picture(self, path: str | os.PathLike[str], cell: int = 128) -> Path:
+        """Write :meth:`picture` as PNG atomically; returns the path."""
+        out = Path(path)
+        if out.suffix.lower() != ".png":
+            raise DisruptError(f"{out}: the picture is written as PNG; use a .png name")
+        if not out.parent.is_dir():
+            raise DisruptError(f"{out.parent}: output folder does not exist")
+        try:
+            with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.",
+                                             suffix=".tmp", delete=False) as tmp:
+                self.picture(cell).save(tmp, format="PNG")
+            os.replace(tmp.name, out)
+        except OSError as exc:
+            raise DisruptError(f"{out}: could not write the picture ({exc})") from exc
+        self.picture_path = out
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no tensors)."""
+        return {
+            "original": str(self.original_path) if self.original_path else None,
+            "protected": str(self.protected_path) if self.protected_path else None,
+            "size": list(self.size),
+            "protected_size": list(self.protected_size),
+            "resized": self.resized,
+            "threshold": self.threshold,
+            "metric": "ruiz_mse: MSE between G(protected) and G(original) on [-1,1]",
+            "perceptibility": self.perceptibility,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "disruption": [d.to_dict() for d in self.disruption],
+            "picture": str(self.picture_path) if self.picture_path else None,
+            "notes": list(self.notes),
+        }
+
+
+def _match_size(protected: Tensor, original: Tensor) -> Tensor:
+    """Resize ``protected`` ``(1,3,h,w)`` to ``original``'s size (bicubic, antialiased)."""
+    size = tuple(original.shape[-2:])
+    return F.interpolate(protected, size=size, mode="bicubic", align_corners=False,
+                         antialias=True).clamp(0.0, 1.0)
+
+
+def verify(
+    original: ImageInput,
+    protected: ImageInput,
+    *,
+    targets: Sequence[TargetSpec] | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    threshold: float = RUIZ_THRESHOLD,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> VerifyResult:
+    """Measure how much ``protected`` disrupts each target compared with ``original``.
+
+    Args:
+        original, protected: anything :func:`~disrupt.imaging.load_image` accepts. When
+            their sizes differ (a re-save, a crop by a pixel), ``protected`` is resized
+            to ``original``'s size and a note says so.
+        targets: names or targets; ``None`` for the bundled set.
+        weights: checkpoint per target name, where a target needs one.
+        threshold: Ruiz et al.'s success threshold on the ``[-1, 1]`` output MSE.
+        seed: seeds stochastic generators identically for both images.
+        device: where the targets run.
+
+    Returns:
+        :class:`VerifyResult`; its verdicts are per target, its ``disruption`` rows per
+        (target, condition).
+
+    Raises:
+        ImageError: an image cannot be read (the message names the file).
+        DisruptError: no target available; CheckpointError for bad weights.
+    """
+    src = load_image(original)
+    prot = load_image(protected)
+    notes: list[str] = []
+    x = src.rgb
+    x_prot = prot.rgb
+    resized = tuple(x.shape) != tuple(x_prot.shape)
+    if resized:
+        (w0, h0), (w1, h1) = src.size, prot.size
+        if abs((w0 / h0) / (w1 / h1) - 1) > ASPECT_TOLERANCE:
+            notes.append(f"aspect ratios differ ({w0}x{h0} vs {w1}x{h1}): "
+                         "are these two images of the same scene?")
+        x_prot = _match_size(x_prot, x)
+        notes.append(f"protected image is {w1}x{h1}, original {w0}x{h0}: resized the "
+                     f"protected image to {w0}x{h0} (bicubic) before comparing")
+    chosen = resolve_targets(targets, weights)
+    dev = torch.device(device)
+    for t in chosen:
+        if isinstance(t, nn.Module):
+            t.to(dev)
+    x, x_prot = x.to(dev), x_prot.to(dev)
+
+    rows = measure_disruption(chosen, x, x_prot, threshold=threshold, seed=seed)[0]
+    outputs = {t.name: _outputs(t, x, x_prot, seed) for t in chosen}
+    verdicts = [_verdict(t.name, [r for r in rows if r.target == t.name]) for t in chosen]
+    return VerifyResult(
+        original=x.cpu(),
+        protected=x_prot.cpu(),
+        original_path=src.path,
+        protected_path=prot.path,
+        protected_size=prot.size,
+        resized=resized,
+        perceptibility={k: float(v[0]) for k, v in perceptibility(x_prot, x).items()},
+        disruption=rows,
+        verdicts=verdicts,
+        outputs=outputs,
+        conditions={t.name: [c.name for c in t.conditions] for t in chosen},
+        threshold=threshold,
+        notes=notes,
+    )
+
+
+def _outputs(target: Target, x: Tensor, x_prot: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+    """Both edits ``(K, 1, 3, h, w)``, with the same random state as the metrics."""
+    pair = []
+    for image in (x, x_prot):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pair.append(target_outputs(target, image).cpu())
+    return pair[0], pair[1]
