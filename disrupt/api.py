@@ -17,13 +17,18 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from attacks import Attack, quantize_to_uint8_within
+from attacks import Attack
 from disrupt.errors import DisruptError
 from disrupt.evaluation import Disruption, measure_disruption
 from disrupt.imaging import ImageInput, LoadedImage, load_image, save_image, to_uint8
 from disrupt.masking import load_mask
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
-from disrupt.pipeline import evaluation_targets, plan_protection, run_protection
+from disrupt.pipeline import (
+    evaluation_targets,
+    plan_protection,
+    quantize_within,
+    run_protection,
+)
 from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
 from disrupt.universal import load_universal
 from targets import Target, load_target
@@ -251,7 +256,7 @@ def protect(
             universal=start_delta, generator=gen,
             eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
         )
-    protected = quantize_to_uint8_within(x_adv, x, atk.eps, norm=atk.norm)
+    protected = quantize_within(x_adv, x, atk.eps, norm=atk.norm)
 
     result = ProtectResult(
         image=protected.cpu(),

@@ -97,12 +97,39 @@ def protect(
         list[Path] | None,
         typer.Option("--weights", "-w", help="Checkpoint per --target, in order, or NAME=PATH."),
     ] = None,
-    attack: Annotated[str, typer.Option(help="Attack name (see `disrupt attacks`).")] = "pgd",
-    eps: Annotated[str, typer.Option(help="L-inf budget, e.g. 8/255 or 0.031.")] = "8/255",
+    strength: Annotated[
+        str,
+        typer.Option(help="Budget preset: low (4/255, no EOT), mid (8/255, EOT), "
+                     "high (12/255, EOT x2). --attack/--eps/--steps override it."),
+    ] = "mid",
+    attack: Annotated[
+        str | None, typer.Option(help="Attack name (see `disrupt attacks`); default: preset's.")
+    ] = None,
+    eps: Annotated[
+        str | None, typer.Option(help="L-inf budget, e.g. 8/255 or 0.031; default: preset's.")
+    ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Attack iterations (>= 1); default: the attack's own.")
+        int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
     ] = None,
     alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 2/255.")] = None,
+    eot: Annotated[
+        bool | None,
+        typer.Option("--eot/--no-eot", help="Average over JPEG/resize/blur; default: preset's."),
+    ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="Protect only the crops around detected faces; "
+                     "default: when the photo is over twice the models' input size."),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(help="Image the photo's size: white = protect, black = keep unchanged."),
+    ] = None,
+    universal: Annotated[
+        Path | None,
+        typer.Option(help="Universal perturbation (.safetensors) to start from; then "
+                     "--steps (default 5) refinement steps."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
@@ -111,7 +138,9 @@ def protect(
 ) -> None:
     """Write a protected copy of each PHOTO (NAME.protected.png beside it by default)."""
     try:
-        eps_value = parse_eps(eps)
+        eps_value = parse_eps(eps) if eps is not None else None
+        if strength not in ("low", "mid", "high"):
+            raise UsageError(f"--strength must be low, mid or high, got {strength!r}")
         alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
         if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
@@ -121,19 +150,24 @@ def protect(
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
 
+    from functools import partial
+
     import torch
 
-    from attacks import UnknownAttackError, create_attack
-    from disrupt.api import protect as protect_image
+    from attacks import UnknownAttackError
+    from disrupt.api import protect as protect_api
     from disrupt.api import resolve_targets
     from disrupt.errors import DisruptError
     from disrupt.imaging import default_output_path
+    from disrupt.presets import resolve_budget
     from targets import CheckpointError, UnknownTargetError
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        atk = create_attack(attack, eps=eps_value, steps=steps, alpha=alpha_value)
+        budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
+                                alpha=alpha_value, eot=eot, universal=universal is not None)
+        atk = budget.attack
     except UnknownAttackError as exc:
         _err(str(exc).strip("'\""))
         raise typer.Exit(EXIT_USAGE) from None
@@ -158,9 +192,13 @@ def protect(
         raise typer.Exit(EXIT_USAGE)
     typer.echo(
         f"protecting against {', '.join(t.name for t in chosen)} "
-        f"with {atk.name} eps={atk.eps * 255:.1f}/255 steps={atk.steps}",
+        f"with {atk.name} eps={atk.eps * 255:.1f}/255 steps={atk.steps} "
+        f"(strength {strength}, EOT {'on' if budget.eot else 'off'})",
         err=True,
     )
+    # The budget is settled; the preset still names the strength in the results.
+    protect_image = partial(protect_api, strength=strength, eot=budget.eot, faces=faces,
+                            mask=mask, universal=universal)
 
     failures = 0
     results: list[dict[str, Any]] = []
@@ -209,12 +247,32 @@ def _run_one(protect_image: Any, photo: Path, out_path: Path, chosen: list[Any],
         )
 
 
+def _render_region(s: dict[str, Any]) -> str:
+    status = s.get("face_status", "off")
+    n = len(s.get("faces", []))
+    where = {
+        "used": f"{n} face{'s' if n != 1 else ''} found; only their crops perturbed",
+        "none-found": "no face found; whole photo protected",
+        "off": "whole photo (--no-faces)",
+        "small-image": "whole photo (small image: no face search)",
+        "outside-mask": "faces found outside the mask; the mask decides",
+    }.get(status, status)
+    if s.get("masked"):
+        where += "; masked"
+    if s.get("universal"):
+        where += "; started from a universal perturbation"
+    return f"  region: {where}"
+
+
 def _render_summary(s: dict[str, Any]) -> str:
     p = s["perceptibility"]
     lines = [
         f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
         f"  budget: {s['attack']['name']} eps={s['attack']['eps_255']:.1f}/255, "
-        f"{s['attack']['steps']} steps, seed {s['seed']}",
+        f"{s['attack']['steps']} steps, seed {s['seed']}"
+        + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
+           if "strength" in s else ""),
+        _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",
         f"  disruption (Ruiz MSE on [-1,1], disrupted when > {s['threshold']}):",
@@ -407,13 +465,14 @@ def bench(
         help="--speed photo size WxH (repeatable); default 256x256, 1024x1024, 4000x3000.")] = None,
     photo: Annotated[Path | None, typer.Option(
         help="--speed: resize this photo instead of random pixels.")] = None,
+    repeats: Annotated[int, typer.Option(help="--speed: timed runs each, fastest kept.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed)."""
     if speed:
         _speed(target or [], weights or [], size or [], photo, out, seed or 0,
-               _auto_device(device or "cpu"), as_json, quiet)
+               _auto_device(device or "cpu"), repeats, as_json, quiet)
         return
     from disrupt.bench_config import BenchConfig, ConfigError, config_from_mapping, load_config
 
@@ -483,7 +542,7 @@ def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
 
 
 def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Path | None,
-           out: Path, seed: int, device: str, as_json: bool, quiet: bool) -> None:
+           out: Path, seed: int, device: str, repeats: int, as_json: bool, quiet: bool) -> None:
     from disrupt.api import default_targets, resolve_targets
     from disrupt.errors import DisruptError
     from disrupt.imaging import load_image
@@ -493,6 +552,8 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
     try:
         dims = [parse_size(s) for s in sizes] or list(SPEED_SIZES)
         weight_map = _parse_weights(targets, weights)
+        if repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {repeats}")
     except (ValueError, UsageError) as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -507,12 +568,13 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
         image = load_image(photo).rgb if photo is not None else None
         out.mkdir(parents=True, exist_ok=True)
         if bar is None:
-            rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image)
+            rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
+                                   repeats=repeats)
         else:
             with bar:
                 task = bar.add_task("speed", total=len(dims))
                 rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
-                                       progress=lambda d, t, what: bar.update(
+                                       repeats=repeats, progress=lambda d, t, what: bar.update(
                                            task, completed=d, description=what))
         files = write_speed(rows, out, notes)
     except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:

@@ -6,8 +6,12 @@ the bundled models). So the perturbation only has to work through those crops, a
 it must live in the photo's own pixels: this module crops the *full-resolution*
 adversarial image with integer indexing and resizes each crop differentiably
 (bilinear, antialiased, as the targets themselves resize), so gradients reach
-exactly the pixels a crop covers. Pixels outside every crop box are left exactly
-unchanged by :func:`disrupt.api.protect`.
+exactly the pixels a crop covers. (``kornia.geometry.crop_and_resize`` samples
+one bilinear point per output pixel without antialiasing: shrinking a 1000-pixel
+crop to 64 that way would put the whole gradient on about 4,000 of its million
+pixels, a pattern any antialiased resize averages away.) Pixels outside every crop
+box are left exactly unchanged by :func:`disrupt.api.protect` (no light
+protection elsewhere).
 
 Face detector: OpenCV's Haar cascades (Viola and Jones, CVPR 2001; Lienhart and
 Maydt's extended set, ICIP 2002), from ``opencv-python-headless`` (``cv2.data``).
@@ -154,9 +158,11 @@ def _gray_uint8(image: Tensor, max_side: int) -> tuple[np.ndarray, float]:
     x = image[0] if image.ndim == 4 else image
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected (1,3,H,W) or (3,H,W), got {tuple(image.shape)}")
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32).view(3, 1, 1)
-    gray = (x.detach().float().cpu().clamp(0, 1) * weights).sum(0)
-    arr = (gray * 255).round().to(torch.uint8).numpy()
+    x = x.detach().cpu()
+    # Rec. 601 luminance, accumulated in place: one photo-sized plane, not three.
+    gray = x[0].float() * 0.299
+    gray.add_(x[1], alpha=0.587).add_(x[2], alpha=0.114)
+    arr = gray.mul_(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
     h, w = arr.shape
     factor = min(1.0, max_side / max(h, w))
     if factor < 1.0:
@@ -314,7 +320,9 @@ class CropTarget:
     ``CropTarget(target, box)(x, c) == target(crop_resize(x, box, size), c)``, with
     ``size`` the target's ``input_size`` (so the target's own resize is a no-op).
     Every objective and :func:`~disrupt.evaluation.measure_disruption` work on it
-    unchanged, in the full photo's pixels.
+    unchanged, in the full photo's pixels. It reports ``batch_independent = False``
+    so that they call it once per condition rather than on the photo repeated once
+    per condition.
 
     Args:
         target: the generator as the manipulator runs it.
@@ -335,7 +343,10 @@ class CropTarget:
         self.name = name or f"{target.name}@{','.join(str(v) for v in box.as_tuple())}"
         self.input_size: tuple[int, int] | None = None
         self.conditions: Sequence[Condition] = target.conditions
-        self.batch_independent = bool(getattr(target, "batch_independent", True))
+        # Declared batch-dependent on purpose: callers then run one condition per call
+        # on the photo instead of repeating the whole photo once per condition (a
+        # K x 12 MP batch); the crop is small, so the extra calls cost little.
+        self.batch_independent = False
 
     def __call__(self, x: Tensor, condition: Tensor | None) -> Tensor:
         return self.target(crop_resize(x, self.box, self.size), condition)

@@ -40,6 +40,9 @@ RUIZ_THRESHOLD = 0.05
 
 #: Default SSIM window (Gaussian, sigma 1.5), as in Wang et al. 2004.
 SSIM_WINDOW = 11
+#: :func:`ssim` works in bands of about this many values (rows x width x B x C) so a
+#: 12-megapixel photo does not need ten photo-sized temporaries at once.
+SSIM_BAND_PIXELS = 1 << 21
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
@@ -140,8 +143,21 @@ def ssim(a: Tensor, b: Tensor, window_size: int = SSIM_WINDOW) -> Tensor:
     window = min(window_size, a.shape[-2], a.shape[-1])
     if window % 2 == 0:
         window -= 1
-    ssim_map = kornia.metrics.ssim(a, b, window, max_val=1.0)
-    return _per_image_mean(ssim_map)
+    h, w = a.shape[-2:]
+    rows = max(window, SSIM_BAND_PIXELS // max(1, w * a.shape[0] * a.shape[1]))
+    if h <= rows:
+        return _per_image_mean(kornia.metrics.ssim(a, b, window, max_val=1.0))
+    # A large photo: the SSIM map in bands of rows, each computed with `window // 2`
+    # extra rows of real context on either side (so equal to the whole-image map),
+    # keeping a band's worth of kornia's ~10 full-size temporaries instead of a photo's.
+    pad = window // 2
+    total = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        lo, hi = max(0, top - pad), min(h, bottom + pad)
+        band = kornia.metrics.ssim(a[..., lo:hi, :], b[..., lo:hi, :], window, max_val=1.0)
+        total += band[..., top - lo : bottom - lo, :].flatten(1).double().sum(dim=1)
+    return (total / (a.shape[1] * h * w)).to(a.dtype)
 
 
 def linf_255(a: Tensor, b: Tensor) -> Tensor:

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from attacks import Attack, Objective
+from attacks import Attack, Norm, Objective, quantize_to_uint8_within
 from disrupt.faces import (
     CANONICAL_CROP,
     CROP_FAMILY,
@@ -43,7 +43,14 @@ from disrupt.robust import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms, Ra
 from disrupt.universal import place_universal
 from targets.base import Target
 
-__all__ = ["FaceStatus", "Plan", "plan_protection", "run_protection", "evaluation_targets"]
+__all__ = [
+    "FaceStatus",
+    "Plan",
+    "evaluation_targets",
+    "plan_protection",
+    "quantize_within",
+    "run_protection",
+]
 
 FaceStatus = Literal["used", "none-found", "off", "small-image", "outside-mask"]
 """``used``: faces found, only their crops protected. ``none-found``: looked, found
@@ -208,8 +215,34 @@ def run_protection(
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
     """What to measure disruption on: each target through each face's canonical crop
-    (named ``"<target>@face<i>"``), or the targets themselves without faces."""
+    (named ``"<target>@face<i>"``), or without faces each target on the whole photo
+    (same name; wrapped in a whole-photo :class:`CropTarget` so a large photo is
+    resized once per condition, never repeated once per condition)."""
     if plan.face_status != "used":
-        return list(targets)
+        whole = plan.boxes[0]
+        return [CropTarget(t, whole, name=t.name) if t.input_size is not None else t
+                for t in targets]
     return [CropTarget(t, box, name=f"{t.name}@face{i}")
             for i, box in enumerate(plan.canonical) for t in targets]
+
+
+#: Rows per band when quantizing a large photo (L-inf rounding is per pixel).
+_QUANTIZE_BAND_PIXELS = 1 << 20
+
+
+def quantize_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = "linf") -> Tensor:
+    """:func:`attacks.quantize_to_uint8_within`, in bands of rows for L-inf.
+
+    L-inf rounding is per pixel, so bands give exactly the same result with a
+    band's worth of temporaries instead of a photo's. L2 is per image: one call.
+    """
+    h, w = x.shape[-2:]
+    rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, w))
+    if norm != "linf" or h <= rows:
+        return quantize_to_uint8_within(x_adv, x, eps, norm=norm)
+    out = torch.empty_like(x_adv)
+    for top in range(0, h, rows):
+        band = slice(top, min(h, top + rows))
+        out[..., band, :] = quantize_to_uint8_within(x_adv[..., band, :], x[..., band, :], eps,
+                                                     norm=norm)
+    return out

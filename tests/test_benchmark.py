@@ -67,7 +67,8 @@ def test_grid_writes_every_output_with_the_expected_cells(photos: Path, tmp_path
     assert "git_commit" in env and data["config"]["eps_255"] == [4.0, 8.0]
     with (tmp_path / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(result.rows) and {"attack", "eps", "channel", "ruiz_mse"} <= set(rows[0])
+    assert len(rows) == len(result.rows)
+    assert {"attack", "eps", "channel", "ruiz_mse"} <= set(rows[0])
     md = (tmp_path / "summary.md").read_text()
     assert md.count("| stargan.tiny | stargan.tiny |") == 16 and "> 0.05" in md
     assert Image.open(tmp_path / "grid.png").size == grid_size(4, 4, 96)
@@ -220,7 +221,7 @@ def test_speed_benchmark_cli(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)["rows"][0]
     assert (row["width"], row["height"]) == (40, 32)
-    assert row["protect_s"] > 0 and row["naive_s"] > 0 and row["speedup"] > 0
+    assert row["protect_s"] > 0 and row["naive_s"] > 0 and row["speedup_loop"] > 0
     assert (tmp_path / "speed.json").exists() and (tmp_path / "speed.md").exists()
     res = runner.invoke(app, ["bench", "--speed", "--size", "huge", "-o", str(tmp_path)])
     assert res.exit_code == 2
@@ -233,3 +234,13 @@ def test_naive_loop_leaves_the_target_frozen(cond_target, images) -> None:  # ty
                          generator=torch.Generator().manual_seed(0))
     assert (x_adv - images).abs().max() <= 4 / 255 + 1e-6
     assert all(not p.requires_grad and p.grad is None for p in cond_target.parameters())
+
+
+def test_bundled_targets_get_an_evaluator_or_a_note() -> None:
+    from disrupt.semantic import load_judges
+
+    names = ["stargan.celeba64", "cyclegan.utkface64", "faceswap.lfw64", "stargan.tiny"]
+    judges, notes = load_judges(names)
+    for name in names[:3]:
+        assert name in judges or any(name in n and "not installed" in n for n in notes)
+    assert any("stargan.tiny: no evaluator" in n for n in notes)

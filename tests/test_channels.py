@@ -31,7 +31,7 @@ def test_jpeg_changes_the_image_and_is_deterministic(batch: Tensor) -> None:
     assert (out - batch).abs().max() > 2 / 255
     assert torch.equal(out, jpeg(batch, 50))
     assert torch.equal(out, (out * 255).round() / 255)  # on the 8-bit grid
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
     # higher quality stays closer to the input
     assert (jpeg(batch, 95) - batch).abs().mean() < (out - batch).abs().mean()
 

@@ -356,6 +356,8 @@ class ConditionalWGANTrainer(GanTrainer):
         raise NotImplementedError
 
     def cls_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Attribute BCE of ``(B, n)`` logits against 0/1 targets, in fp32: summed over
+        attributes and averaged over images (StarGAN) or averaged over both (AttGAN)."""
         bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum")
         if self.weights.cls_reduction == "sum":
             return bce / logits.shape[0]

@@ -1,0 +1,190 @@
+"""Face detection, crop boxes, CropTarget / CropsObjective, and protect(faces=...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import disrupt.metrics as metrics
+import disrupt.pipeline as pipeline
+from attacks import ifgsm
+from disrupt.api import protect
+from disrupt.faces import (
+    Box,
+    CropsObjective,
+    CropTarget,
+    crop_boxes,
+    crop_resize,
+    detect_faces,
+    union_mask,
+)
+from disrupt.imaging import load_image
+from disrupt.objectives import AwayFromClean
+from disrupt.pipeline import Plan, plan_protection, quantize_within, run_protection
+from targets import load_target
+from targets.base import GeneratorTarget
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "astronaut.png"
+SHARED = ROOT.parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+
+
+def _center(b: Box) -> tuple[float, float]:
+    return ((b.left + b.right) / 2, (b.top + b.bottom) / 2)
+
+
+def test_detects_the_face_in_the_example_photo() -> None:
+    faces = detect_faces(load_image(EXAMPLE).rgb)
+    assert len(faces) == 1
+    cx, cy = _center(faces[0])
+    assert 95 <= cx <= 130 and 40 <= cy <= 75  # Eileen Collins' face, 256x256 photo
+
+
+@needs_shared
+def test_detects_the_face_in_the_shared_astronaut_photo() -> None:
+    faces = detect_faces(load_image(SHARED / "photos" / "astronaut.png").rgb)
+    assert len(faces) == 1
+    cx, cy = _center(faces[0])
+    assert 190 <= cx <= 260 and 80 <= cy <= 150
+
+
+@needs_shared
+def test_detects_the_central_face_in_an_lfw_image() -> None:
+    faces = detect_faces(load_image(SHARED / "lfw" / "Colin_Powell" / "Colin_Powell_0001.jpg").rgb)
+    assert any(f.left < 125 < f.right and f.top < 125 < f.bottom for f in faces)
+
+
+def test_finds_no_face_in_random_noise() -> None:
+    noise = torch.rand(1, 3, 300, 400, generator=torch.Generator().manual_seed(0))
+    assert detect_faces(noise) == []
+
+
+def test_crop_boxes_are_squares_inside_the_photo() -> None:
+    face = Box(2, 5, 42, 45)  # near the top-left corner
+    boxes = crop_boxes(face, (60, 100))
+    assert boxes
+    for b in boxes:
+        assert b.width == b.height
+        assert b.left >= 0 and b.right <= 100 and b.top >= 0 and b.bottom <= 60
+    assert max(b.width for b in boxes) == 60  # a 2x crop is shrunk to the photo's height
+
+
+def test_crop_target_equals_manual_crop_and_resize() -> None:
+    target = load_target("stargan.tiny")
+    x = torch.rand(2, 3, 80, 64, generator=torch.Generator().manual_seed(1))
+    box = Box(10, 5, 60, 55)
+    cond = target.conditions[1].vector
+    got = CropTarget(target, box)(x, cond)
+    crop = F.interpolate(x[..., 5:55, 10:60], size=target.input_size, mode="bilinear",
+                         align_corners=False, antialias=True)
+    assert torch.allclose(got, target(crop, cond), atol=1e-6)
+
+
+def test_crop_resize_only_touches_the_box() -> None:
+    x = torch.rand(1, 3, 50, 40).requires_grad_(True)
+    box = Box(5, 10, 25, 30)
+    (grad,) = torch.autograd.grad(crop_resize(x, box, (8, 8)).sum(), x)
+    inside = union_mask([box], (50, 40)).bool().expand_as(grad)
+    assert (grad[~inside] == 0).all() and (grad[inside] != 0).all()
+    with pytest.raises(ValueError):
+        crop_resize(x, Box(30, 0, 45, 10), (8, 8))
+
+
+def test_crops_objective_batched_equals_one_box_at_a_time(cond_target: GeneratorTarget) -> None:
+    x = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(2))
+    boxes = [Box(0, 0, 40, 40), Box(30, 20, 80, 70), Box(10, 5, 60, 55)]
+    make = lambda xc: AwayFromClean(cond_target, xc)  # noqa: E731
+    batched = CropsObjective(make, x, boxes, (32, 32))
+    single = CropsObjective(make, x, boxes, (32, 32), batched=False)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    x_adv = (x + 0.05 * noise).clamp(0, 1)
+    assert torch.allclose(batched(x_adv), single(x_adv), atol=1e-6)
+
+
+class _Recorder:
+    """A target that records the shape of every input it is given."""
+
+    def __init__(self, inner: GeneratorTarget) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.input_size = inner.input_size
+        self.conditions = inner.conditions
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, x: Tensor, condition: Tensor | None) -> Tensor:
+        self.shapes.append(tuple(x.shape))
+        return self.inner(x, condition)
+
+
+def test_no_batch_of_full_photos_is_built(cond_target: GeneratorTarget) -> None:
+    recorder = _Recorder(cond_target)
+    x = torch.rand(1, 3, 120, 160, generator=torch.Generator().manual_seed(4))
+    boxes = [Box(20, 10, 80, 70), Box(15, 5, 85, 75), Box(90, 40, 150, 100)]
+    plan = Plan(boxes, [], "used", pipeline.bounding_box(boxes),
+                union_mask(boxes, (120, 160))[..., 5:100, 15:150], [])
+    run_protection(x, [recorder], ifgsm(8 / 255, steps=2), plan, eot=True)
+    assert recorder.shapes
+    assert all(s[-2:] == (32, 32) for s in recorder.shapes)  # only resized crops
+    assert max(s[0] for s in recorder.shapes) <= len(boxes) * len(cond_target.conditions)
+
+
+def test_protect_with_faces_leaves_the_rest_exactly_unchanged() -> None:
+    source = load_image(EXAMPLE).rgb
+    r = protect(EXAMPLE, targets=["stargan.tiny"], faces=True, strength="low", steps=2)
+    assert r.face_status == "used" and len(r.faces) == 1
+    size = (source.shape[-2], source.shape[-1])
+    boxes = crop_boxes(Box(*r.faces[0]), size)
+    inside = union_mask(boxes, size).bool().expand_as(source)
+    assert torch.equal(r.image[~inside], source[~inside])
+    assert (r.image[inside] != source[inside]).any()
+    assert all(d.target.startswith("stargan.tiny@face0") for d in r.disruption)
+
+
+def test_protect_without_a_face_protects_the_whole_photo_and_says_so() -> None:
+    noise = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    noise = (noise * 255).round() / 255
+    r = protect(noise, targets=["stargan.tiny"], faces=True, strength="low", steps=2)
+    assert r.face_status == "none-found" and r.faces == []
+    assert r.to_dict()["face_status"] == "none-found"
+    changed = (r.image != noise).any(dim=1)
+    assert changed.float().mean() > 0.5  # the perturbation covers the photo
+
+
+def test_auto_faces_skips_small_images_and_uses_large_ones() -> None:
+    target = load_target("stargan.tiny")  # input 32x32
+    small = torch.rand(1, 3, 48, 48)
+    assert plan_protection(small, [target]).face_status == "small-image"
+    assert plan_protection(load_image(EXAMPLE).rgb, [target]).face_status == "used"
+    assert plan_protection(small, [target], faces=False).face_status == "off"
+
+
+def test_a_mask_away_from_the_face_decides_alone() -> None:
+    source = load_image(EXAMPLE).rgb
+    mask = torch.zeros(1, 1, 256, 256)
+    mask[..., 200:, :60] = 1.0
+    plan = plan_protection(source, [load_target("stargan.tiny")], faces=True, mask=mask)
+    assert plan.face_status == "outside-mask"
+    assert plan.boxes == [Box(0, 0, 256, 256)]
+
+
+def test_banded_quantization_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(1, 3, 40, 30, generator=g)
+    x_adv = (x + (torch.rand(x.shape, generator=g) - 0.5) * 16 / 255).clamp(0, 1)
+    whole = quantize_within(x_adv, x, 8 / 255)
+    monkeypatch.setattr(pipeline, "_QUANTIZE_BAND_PIXELS", 30 * 7)
+    assert torch.equal(quantize_within(x_adv, x, 8 / 255), whole)
+
+
+def test_banded_ssim_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(7)
+    a = torch.rand(2, 3, 61, 45, generator=g)
+    b = (a + 0.05 * torch.randn(a.shape, generator=g)).clamp(0, 1)
+    whole = metrics.ssim(a, b)
+    monkeypatch.setattr(metrics, "SSIM_BAND_PIXELS", 2 * 3 * 45 * 6)
+    assert torch.allclose(metrics.ssim(a, b), whole, atol=1e-6)

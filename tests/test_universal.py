@@ -1,0 +1,80 @@
+"""Universal perturbations: training beats random noise, files round-trip, protect refines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from disrupt.api import protect
+from disrupt.errors import DisruptError
+from disrupt.faces import Box
+from disrupt.universal import (
+    load_universal,
+    mean_ruiz_mse,
+    place_universal,
+    save_universal,
+    train_universal,
+)
+from targets import load_target
+
+EPS = 8 / 255
+
+
+def _faces(n: int, seed: int, size: int = 32) -> Tensor:
+    """Smooth random images (upsampled 8x8 noise) standing in for face crops."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 8, 8, generator=g)
+    return F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_training_disrupts_unseen_images_more_than_random_noise() -> None:
+    targets = [load_target("stargan.tiny"), load_target("attgan.tiny")]
+    train, held_out = _faces(12, 0), _faces(6, 1)
+    delta = train_universal(targets, train, eps=EPS, steps=24, size=32, batch_size=4, eot=False)
+    assert delta.shape == (3, 32, 32)
+    assert float(delta.abs().max()) <= EPS + 1e-6
+    noise = torch.randint(0, 2, (3, 32, 32), generator=torch.Generator().manual_seed(2)) * 2 - 1
+    trained = mean_ruiz_mse(targets, held_out, delta)
+    random = mean_ruiz_mse(targets, held_out, noise.float() * EPS)  # the strongest random noise
+    assert trained > 1.5 * random, (trained, random)
+
+
+def test_training_is_deterministic() -> None:
+    targets = [load_target("stargan.tiny")]
+    a = train_universal(targets, _faces(4, 0), eps=EPS, steps=3, batch_size=2)
+    b = train_universal(targets, _faces(4, 0), eps=EPS, steps=3, batch_size=2)
+    assert torch.equal(a, b)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    delta = (torch.rand(3, 16, 16) - 0.5) * 2 * EPS
+    path = save_universal(tmp_path / "u.safetensors", delta, eps=EPS, targets=["stargan.tiny"])
+    assert torch.equal(load_universal(path), delta)
+    assert torch.equal(load_universal(delta), delta)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(DisruptError, match="bad.safetensors"):
+        load_universal(tmp_path / "bad.safetensors")
+    with pytest.raises(DisruptError):
+        load_universal(torch.zeros(2, 4, 4))
+
+
+def test_place_universal_resizes_into_each_box() -> None:
+    delta = torch.ones(3, 8, 8) * EPS
+    out = place_universal(delta, [Box(2, 3, 18, 19)], (1, 3, 30, 40))
+    assert torch.allclose(out[..., 3:19, 2:18], torch.full((1, 3, 16, 16), EPS))
+    out[..., 3:19, 2:18] = 0
+    assert (out == 0).all()
+
+
+def test_protect_refines_a_universal_start(tmp_path: Path) -> None:
+    delta = torch.randint(0, 2, (3, 32, 32), generator=torch.Generator().manual_seed(3)).float()
+    path = save_universal(tmp_path / "u.safetensors", (delta * 2 - 1) * EPS, eps=EPS)
+    x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(4))
+    r = protect(x, targets=["stargan.tiny"], universal=path, eot=False, faces=False)
+    assert r.universal and r.attack.steps == 5
+    assert r.perceptibility["linf_255"] <= 8 + 1e-4
+    assert r.to_dict()["universal"] is True
