@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from disrupt.metrics import RUIZ_THRESHOLD, output_distortion
+from disrupt.objectives import OverConditions
 from targets.base import Target
 
 
@@ -39,28 +40,14 @@ class Disruption:
         return asdict(self)
 
 
-def condition_batch(target: Target, batch: int) -> Tensor | None:
-    """Stack every condition of ``target`` for a batch: ``(K*batch, c)`` or ``None``.
-
-    Row ``k*batch + b`` holds condition ``k`` for image ``b``, matching
-    ``x.repeat(K, 1, 1, 1)``.
-    """
-    vectors = [c.vector for c in target.conditions]
-    if any(v is None for v in vectors):
-        return None
-    stacked = torch.stack([v for v in vectors if v is not None])  # (K, c)
-    return stacked.repeat_interleave(batch, dim=0)
-
-
 @torch.no_grad()
 def target_outputs(target: Target, x: Tensor) -> Tensor:
-    """All condition outputs of ``target`` for ``x`` ``(B,3,H,W)``: ``(K, B, 3, h, w)`` in [0,1]."""
-    k, b = len(target.conditions), x.shape[0]
-    if getattr(target, "batch_independent", True):
-        cond = condition_batch(target, b)
-        y = target(x.repeat(k, 1, 1, 1), cond)
-        return y.reshape(k, b, *y.shape[1:])
-    return torch.stack([target(x, c.vector) for c in target.conditions])
+    """All condition outputs of ``target`` for ``x`` ``(B,3,H,W)``: ``(K, B, 3, h, w)`` in [0,1].
+
+    Runs the conditions the same way the attack's objectives do (batched where the
+    target allows it), so what is measured is what was optimised.
+    """
+    return OverConditions(target, x, None).outputs(x)
 
 
 @torch.no_grad()

@@ -44,7 +44,7 @@ def _distance(a: Tensor, b: Tensor, loss: Loss) -> Tensor:
     return per_pixel.flatten(2).mean(dim=2)
 
 
-class _OverConditions:
+class OverConditions:
     """Runs one target on a batch for several conditions: outputs ``(K, B, 3, h, w)``.
 
     When the target is batch-independent (``getattr(target, "batch_independent",
@@ -88,19 +88,22 @@ class _OverConditions:
             return self.target(x_adv, None).unsqueeze(0)
         k, b = self.vectors.shape[0], x_adv.shape[0]
         if self.batched:
-            y = self.target(x_adv.repeat(k, 1, 1, 1), self.vectors.repeat_interleave(b, dim=0))
+            # Shrink once, then repeat: K copies of a full-size photo would cost K resizes.
+            resize = getattr(self.target, "resize_input", None)
+            small = resize(x_adv) if callable(resize) else x_adv
+            y = self.target(small.repeat(k, 1, 1, 1), self.vectors.repeat_interleave(b, dim=0))
             return y.reshape(k, b, *y.shape[1:])
         rows = [v.unsqueeze(0).expand(b, *v.shape) for v in self.vectors]
         return torch.stack([self.target(x_adv, c) for c in rows])
 
 
-class AwayFromClean(_OverConditions):
+class AwayFromClean(OverConditions):
     """Ruiz et al.: maximise the distance between ``G(x_adv, c)`` and ``G(x, c)``.
 
     ``score = mean over conditions c of mean over pixels of (G(x_adv, c) - G(x, c))**2``
     (``loss="l1"``: absolute difference), up to the tie-break below. The mean over
     conditions is the paper's sum divided by ``K``: the same ascent direction. All
-    conditions run batched in one target call per step (see :class:`_OverConditions`).
+    conditions run batched in one target call per step (see :class:`OverConditions`).
 
     Tie-break. A distance from the clean output is at its minimum at ``x_adv = x``,
     so its gradient there is exactly zero and an attack that starts at ``x`` (FGSM,
@@ -196,7 +199,7 @@ class IterativeConditions:
         return part(x_adv)
 
 
-class TowardOutput(_OverConditions):
+class TowardOutput(OverConditions):
     """Targeted: pull ``G(x_adv, c)`` toward ``y_target``; ``score = -MSE``.
 
     Args:

@@ -142,13 +142,22 @@ class GeneratorTarget(nn.Module):
         # called by a container must not silently change it.
         return self
 
-    def to_native(self, x: Tensor) -> Tensor:
-        """``(B,3,H,W)`` in ``[0,1]`` -> generator input: resized and rescaled."""
+    def resize_input(self, x: Tensor) -> Tensor:
+        """``(B,3,H,W)`` -> ``(B,3,h,w)`` at ``input_size`` (bilinear, antialiased).
+
+        Objectives call this once before repeating a batch over conditions, so a large
+        photo is shrunk once per step rather than once per condition; the forward
+        pass then sees the right size and does not resize again.
+        """
         if self.input_size is not None and tuple(x.shape[-2:]) != tuple(self.input_size):
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False,
                               antialias=True)
+        return x
+
+    def to_native(self, x: Tensor) -> Tensor:
+        """``(B,3,H,W)`` in ``[0,1]`` -> generator input: resized and rescaled."""
         lo, hi = self.value_range
-        return x * (hi - lo) + lo
+        return self.resize_input(x) * (hi - lo) + lo
 
     def from_native(self, y: Tensor) -> Tensor:
         """Generator output in its native range -> ``[0, 1]``."""
