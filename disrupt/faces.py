@@ -310,8 +310,9 @@ def crop_resize(x: Tensor, box: Box, size: tuple[int, int] | None) -> Tensor:
     crop = x[..., box.top : box.bottom, box.left : box.right]
     if size is None or tuple(crop.shape[-2:]) == tuple(size):
         return crop
+    # Interpolation weights can overshoot [0, 1] by float rounding; keep the convention.
     return F.interpolate(crop, size=tuple(size), mode="bilinear", align_corners=False,
-                         antialias=True)
+                         antialias=True).clamp(0.0, 1.0)
 
 
 class CropTarget:

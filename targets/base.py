@@ -150,8 +150,9 @@ class GeneratorTarget(nn.Module):
         pass then sees the right size and does not resize again.
         """
         if self.input_size is not None and tuple(x.shape[-2:]) != tuple(self.input_size):
+            # Interpolation weights can overshoot [0, 1] by float rounding; clamp it back.
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False,
-                              antialias=True)
+                              antialias=True).clamp(0.0, 1.0)
         return x
 
     def to_native(self, x: Tensor) -> Tensor:

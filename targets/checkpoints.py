@@ -96,5 +96,6 @@ def load_state_dict_strict(
         if wrong:
             problems.append(f"shape mismatch: {_names(wrong)}")
     if problems:
-        raise CheckpointError(f"{source}: checkpoint does not fit this model; " + "; ".join(problems))
+        detail = "; ".join(problems)
+        raise CheckpointError(f"{source}: checkpoint does not fit this model; {detail}")
     module.load_state_dict({k: tensors[k] for k in expected}, strict=True)
