@@ -20,10 +20,18 @@ from torch import Tensor, nn
 from attacks import Attack
 from disrupt.errors import DisruptError
 from disrupt.evaluation import Disruption, measure_disruption
-from disrupt.imaging import ImageInput, LoadedImage, load_image, save_image, to_uint8
+from disrupt.imaging import (
+    ImageInput,
+    LoadedImage,
+    load_image,
+    reload_saved,
+    save_image,
+    to_uint8,
+)
 from disrupt.masking import load_mask
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
 from disrupt.pipeline import (
+    Plan,
     evaluation_targets,
     plan_protection,
     quantize_within,
@@ -163,6 +171,17 @@ def resolve_targets(
     return resolved
 
 
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+
+
+def _measure_saved(result: ProtectResult, saved: Path, chosen: Sequence[Target], plan: Plan,
+                   x: Tensor, seed: int) -> None:
+    reloaded = reload_saved(saved).to(x.device)
+    result.perceptibility = {k: float(v[0]) for k, v in perceptibility(reloaded, x).items()}
+    result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, reloaded,
+                                           seed=seed)[0]
+
+
 def protect(
     image: ImageInput,
     *,
@@ -276,7 +295,10 @@ def protect(
         universal=start_delta is not None,
     )
     if output is not None:
-        result.save(output, overwrite=overwrite)
+        saved = result.save(output, overwrite=overwrite)
+        if saved.suffix.lower() in LOSSY_SUFFIXES:
+            # Measure what the user gets: the lossy file as written, not the tensor.
+            _measure_saved(result, saved, chosen, plan, x, seed)
     result.seconds = time.perf_counter() - started
     log.debug("protected %s in %.2fs", source.path, result.seconds)
     return result

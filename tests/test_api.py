@@ -111,3 +111,13 @@ def test_no_target_available_says_what_to_pass(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(api, "default_targets", lambda: [])
     with pytest.raises(DisruptError, match="--target NAME --weights PATH"):
         protect(_array(), targets=None)
+
+
+def test_jpeg_output_is_measured_as_saved(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
+    arr = _array(h=48, w=48)
+    png = protect(arr, targets=[tiny], eps=EPS, steps=2, output=tmp_path / "a.png")
+    jpg = protect(arr, targets=[tiny], eps=EPS, steps=2, output=tmp_path / "a.jpg")
+    # Same perturbation, but the JPEG's figures come from the lossy file as written.
+    assert torch.equal(png.image, jpg.image)
+    assert png.perceptibility["linf_255"] <= EPS * 255 + 1e-4
+    assert jpg.perceptibility != png.perceptibility

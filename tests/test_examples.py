@@ -1,0 +1,44 @@
+"""The README quick start and every example script run, on the bundled models."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from disrupt.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def test_readme_quick_start(tmp_path: Path) -> None:
+    """`disrupt protect examples/astronaut.png`, as the README shows it (on a copy)."""
+    readme = (ROOT / "README.md").read_text()
+    assert "disrupt protect examples/astronaut.png" in readme
+    photo = tmp_path / "astronaut.png"
+    shutil.copy(EXAMPLES / "astronaut.png", photo)
+    res = CliRunner().invoke(app, ["protect", str(photo), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    out = Path(summary["output"])
+    assert out == tmp_path / "astronaut.protected.png" and out.exists()
+    assert Image.open(out).size == Image.open(photo).size
+    assert summary["perceptibility"]["linf_255"] <= 8 + 1e-6
+    assert {d["target"].split("@")[0] for d in summary["disruption"]} == {
+        "stargan.celeba64", "attgan.celeba64", "cyclegan.utkface64", "faceswap.lfw64"}
+
+
+def test_protect_example_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "grid.png"
+    monkeypatch.setattr(sys, "argv", ["protect_example.py", "--out", str(out)])
+    runpy.run_path(str(EXAMPLES / "protect_example.py"), run_name="__main__")
+    grid = np.asarray(Image.open(out))
+    assert grid.shape[0] > 4 * 128 and grid.shape[1] >= 4 * 128
