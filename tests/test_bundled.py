@@ -76,7 +76,7 @@ def _celeba_faces(n: int = 4) -> torch.Tensor:
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
         im = im.crop((left, top, left + side, top + side)).resize((64, 64), Image.BICUBIC)
-        faces.append(torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 255)
+        faces.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
     return torch.stack(faces)
 
 
