@@ -53,19 +53,18 @@ import torch
 from torch import Tensor, nn
 
 from targets.attgan import CELEBA_ATTRS, AttGANGenerator, attgan_condition
-from targets.training.data import FaceSet, load_faces
+from targets.training.data import FaceSet
 from targets.training.gan_common import (
-    SMOKE_IMAGES,
     CliArgs,
     ConditionalWGANTrainer,
     IndexSampler,
     WGANWeights,
     apply_overrides,
+    celeba_training_faces,
     config_dict,
     main_for,
     make_adam,
     select_attributes,
-    subset,
 )
 
 #: Channel cap of the official networks (``MAX_DIM`` in attgan.py).
@@ -217,13 +216,8 @@ class AttGANTrainer(ConditionalWGANTrainer):
 
 def build(args: CliArgs, device: torch.device) -> tuple[AttGANTrainer, dict[str, Any]]:
     """Load the CelebA generator split onto ``device`` and make the trainer."""
-    faces = load_faces(args.pack, "celeba", "generator", device)
-    base = AttGANConfig.smoke() if args.smoke else AttGANConfig()
-    cfg = apply_overrides(base, args.overrides)
-    if args.smoke:
-        faces = subset(faces, SMOKE_IMAGES)
-    info = {"dataset": "celeba", "split": "generator", "images": len(faces),
-            "pack": str(args.pack)}
+    faces, info = celeba_training_faces(args, device)
+    cfg = apply_overrides(AttGANConfig.smoke() if args.smoke else AttGANConfig(), args.overrides)
     return AttGANTrainer(cfg, faces, device, args.seed), info
 
 

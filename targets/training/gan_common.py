@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from targets.training.common import atomic_torch_save, hardware_name, setup_device, write_json
-from targets.training.data import FaceSet, random_flip, to_unit
+from targets.training.data import FaceSet, load_faces, random_flip, to_unit
 
 #: Seconds between two periodic checkpoints.
 SAVE_INTERVAL_S = 60.0
@@ -569,6 +569,17 @@ class CliArgs:
     smoke: bool
     device: str
     overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+def celeba_training_faces(args: CliArgs, device: torch.device) -> tuple[FaceSet, dict[str, Any]]:
+    """The CelebA generator split on ``device`` (its first images under ``--smoke``),
+    with the data description that goes into ``train.json``."""
+    faces = load_faces(args.pack, "celeba", "generator", device)
+    if args.smoke:
+        faces = subset(faces, SMOKE_IMAGES)
+    info = {"dataset": "celeba", "split": "generator", "images": len(faces),
+            "pack": str(args.pack)}
+    return faces, info
 
 
 def parse_cli(argv: Sequence[str] | None, model: str) -> CliArgs:

@@ -50,19 +50,18 @@ import torch
 from torch import Tensor, nn
 
 from targets.stargan import StarGANGenerator
-from targets.training.data import FaceSet, load_faces
+from targets.training.data import FaceSet
 from targets.training.gan_common import (
-    SMOKE_IMAGES,
     CliArgs,
     ConditionalWGANTrainer,
     IndexSampler,
     WGANWeights,
     apply_overrides,
+    celeba_training_faces,
     config_dict,
     main_for,
     make_adam,
     select_attributes,
-    subset,
 )
 
 #: The official CelebA label order (``--selected_attrs`` of yunjey/stargan).
@@ -195,13 +194,8 @@ class StarGANTrainer(ConditionalWGANTrainer):
 
 def build(args: CliArgs, device: torch.device) -> tuple[StarGANTrainer, dict[str, Any]]:
     """Load the CelebA generator split onto ``device`` and make the trainer."""
-    faces = load_faces(args.pack, "celeba", "generator", device)
-    base = StarGANConfig.smoke() if args.smoke else StarGANConfig()
-    cfg = apply_overrides(base, args.overrides)
-    if args.smoke:
-        faces = subset(faces, SMOKE_IMAGES)
-    info = {"dataset": "celeba", "split": "generator", "images": len(faces),
-            "pack": str(args.pack)}
+    faces, info = celeba_training_faces(args, device)
+    cfg = apply_overrides(StarGANConfig.smoke() if args.smoke else StarGANConfig(), args.overrides)
     return StarGANTrainer(cfg, faces, device, args.seed), info
 
 
