@@ -219,7 +219,8 @@ def protect(
         eps: budget in ``[0, 1]`` units (L-inf unless the attack says otherwise).
         steps, alpha: iterations and step size; ``None``: the preset's steps and the
             attack's default step size.
-        eot: expectation over JPEG/resize/blur/crop transforms (:mod:`disrupt.robust`).
+        eot: expectation over JPEG recompression (quality 50-95) of the photo, before
+            the face crops (:data:`disrupt.robust.JPEG_EOT_TRANSFORMS`).
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when

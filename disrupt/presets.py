@@ -7,9 +7,9 @@ Each preset is a documented budget. Explicit ``eps``, ``steps``, ``alpha``,
 strength eps      attack steps  EOT (expectation over transformation)      samples
 ======== ======== ====== ====== ========================================== ==========
 low      4/255    pgd    10     off                                        -
-mid      8/255    pgd    20     JPEG 50-95, resize 0.5-1, Gaussian blur    1 per step
-                                0.5-2, box blur 3/5, crop jitter 4 px,
-                                identity (:data:`~disrupt.robust.DEFAULT_EOT_TRANSFORMS`)
+mid      8/255    pgd    20     JPEG 50-95 or the photo as saved, drawn    1 per step
+                                per step, applied to the photo before the
+                                face crops (:data:`~disrupt.robust.JPEG_EOT_TRANSFORMS`)
 high     12/255   pgd    40     as mid                                     2 per step
 ======== ======== ====== ====== ========================================== ==========
 
@@ -84,7 +84,7 @@ STRENGTHS: dict[str, StrengthPreset] = {
     "low": StrengthPreset("low", 4 / 255, "pgd", 10, False, 1,
                           "eps 4/255, PGD 10 steps, no EOT: least visible, not robust"),
     "mid": StrengthPreset("mid", 8 / 255, "pgd", 20, True, 1,
-                          "eps 8/255, PGD 20 steps, EOT over JPEG/resize/blur/crop"),
+                          "eps 8/255, PGD 20 steps, EOT over JPEG 50-95"),
     "high": StrengthPreset("high", 12 / 255, "pgd", 40, True, 2,
                            "eps 12/255, PGD 40 steps, EOT with 2 draws per step"),
 }

@@ -133,6 +133,49 @@ def test_no_batch_of_full_photos_is_built(cond_target: GeneratorTarget) -> None:
     assert max(s[0] for s in recorder.shapes) <= len(boxes) * len(cond_target.conditions)
 
 
+class _SeenSizes:
+    """A random transform that records the image sizes EOT hands it."""
+
+    name = "seen"
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def sample(self, generator: torch.Generator | None = None):  # noqa: ANN201
+        def apply(x: Tensor) -> Tensor:
+            self.sizes.append(tuple(x.shape[-2:]))
+            return x
+        return apply
+
+
+def test_eot_transforms_see_the_photo_region_before_the_crops(
+    cond_target: GeneratorTarget,
+) -> None:
+    # A posted photo is recompressed before anyone crops the face: EOT must act on
+    # the region of the photo, not on the already-resized 32x32 crops.
+    x = torch.rand(1, 3, 120, 160, generator=torch.Generator().manual_seed(4))
+    boxes = [Box(20, 10, 80, 70), Box(90, 40, 150, 100)]
+    plan = Plan(boxes, [], "used", pipeline.bounding_box(boxes),
+                union_mask(boxes, (120, 160))[..., 10:100, 20:150], [])
+    seen = _SeenSizes()
+    run_protection(x, [cond_target], ifgsm(8 / 255, steps=3), plan, eot=True, transforms=[seen])
+    assert seen.sizes == [(90, 130)] * 3
+
+
+def test_the_planned_region_starts_on_the_jpeg_grid() -> None:
+    target = load_target("stargan.tiny")
+    x = load_image(EXAMPLE).rgb
+    plan = plan_protection(x, [target], faces=True)
+    assert plan.face_status == "used"
+    assert plan.region.left % 8 == 0 and plan.region.top % 8 == 0
+    inner = pipeline.bounding_box(plan.boxes)
+    assert plan.region.left > inner.left - 8 and plan.region.top > inner.top - 8
+    assert plan.mask is not None  # the snapped-in margin is outside every crop: mask 0
+    r = plan.region
+    margin = plan.mask[..., : inner.top - r.top, :]
+    assert margin.numel() == 0 or float(margin.max()) == 0.0
+
+
 def test_protect_with_faces_leaves_the_rest_exactly_unchanged() -> None:
     source = load_image(EXAMPLE).rgb
     r = protect(EXAMPLE, targets=["stargan.tiny"], faces=True, strength="low", steps=2)
