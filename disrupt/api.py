@@ -230,9 +230,10 @@ def protect(
         mask: an image the photo's size (file, PIL, array or tensor): white = may
             change, black = keep exactly, grey = a proportional share of the budget.
         universal: a universal perturbation (safetensors file from
-            :func:`disrupt.universal.save_universal`, or a ``(3, S, S)`` tensor) to
-            start from, resized into each face crop; the attack then refines it for
-            ``steps`` (default 5) steps.
+            :func:`disrupt.universal.save_universal`, a ``(3, S, S)`` tensor, or
+            ``"bundled"`` for the one trained against the bundled models) to start
+            from, resized into each face crop; the attack then refines it for
+            ``steps`` (default 5) steps: the fast mode.
         seed: seeds the random start, the EOT draws and any stochastic generator.
         device: where to run (``"cpu"``, ``"cuda"``).
         output: if given, write the protected image there (atomically; never over

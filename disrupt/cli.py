@@ -130,6 +130,11 @@ def protect(
         typer.Option(help="Universal perturbation (.safetensors) to start from; then "
                      "--steps (default 5) refinement steps."),
     ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Start from the universal perturbation bundled for the "
+                     "bundled models, then --steps (default 5) refinement steps."),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
@@ -146,6 +151,9 @@ def protect(
             raise UsageError(f"--steps must be at least 1, got {steps}")
         targets = list(target or [])
         weight_map = _parse_weights(targets, list(weights or []))
+        if fast and universal is not None:
+            raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
+        start_from: Path | str | None = "bundled" if fast else universal
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -166,7 +174,7 @@ def protect(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
-                                alpha=alpha_value, eot=eot, universal=universal is not None)
+                                alpha=alpha_value, eot=eot, universal=start_from is not None)
         atk = budget.attack
     except UnknownAttackError as exc:
         _err(str(exc).strip("'\""))
@@ -198,7 +206,7 @@ def protect(
     )
     # The budget is settled; the preset still names the strength in the results.
     protect_image = partial(protect_api, strength=strength, eot=budget.eot, faces=faces,
-                            mask=mask, universal=universal)
+                            mask=mask, universal=start_from)
 
     failures = 0
     results: list[dict[str, Any]] = []

@@ -37,8 +37,10 @@ from disrupt.faces import Box
 from disrupt.objectives import AwayFromClean, Ensemble
 from disrupt.robust import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms
 from targets.base import Target
+from targets.bundled import WEIGHTS_DIR
 
 __all__ = [
+    "BUNDLED_UNIVERSAL",
     "load_universal",
     "mean_ruiz_mse",
     "place_universal",
@@ -47,6 +49,11 @@ __all__ = [
 ]
 
 _CANVAS = 0.5
+
+#: A universal perturbation trained against the four bundled models at 8/255
+#: (``protect(universal="bundled")``, ``disrupt protect --fast``); see its card
+#: ``universal_bundled_mid.md`` for how it was trained and what it achieves.
+BUNDLED_UNIVERSAL = WEIGHTS_DIR / "universal_bundled_mid.safetensors"
 
 
 class _UniversalObjective:
@@ -182,12 +189,15 @@ def save_universal(path: str | Path, delta: Tensor, *, eps: float,
 
 
 def load_universal(source: str | Path | Tensor) -> Tensor:
-    """A universal perturbation ``(3, S, S)`` from a safetensors file or a tensor.
+    """A universal perturbation ``(3, S, S)`` from a safetensors file or a tensor;
+    the string ``"bundled"`` means :data:`BUNDLED_UNIVERSAL`.
 
     Raises:
         DisruptError: ``"<file>: ..."`` when the file cannot be read or holds no
             ``(3, S, S)`` finite ``"perturbation"`` tensor.
     """
+    if isinstance(source, str) and source == "bundled":
+        source = BUNDLED_UNIVERSAL
     if isinstance(source, Tensor):
         delta = source.detach().float()
         label = "universal tensor"

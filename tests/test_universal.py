@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,49 @@ def test_protect_refines_a_universal_start(tmp_path: Path) -> None:
     assert r.universal and r.attack.steps == 5
     assert r.perceptibility["linf_255"] <= 8 + 1e-4
     assert r.to_dict()["universal"] is True
+
+
+SHARED_CELEBA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba10k" / "images"
+
+
+def test_the_bundled_universal_is_within_the_mid_budget() -> None:
+    delta = load_universal("bundled")
+    assert delta.shape == (3, 64, 64)
+    assert float(delta.abs().max()) <= EPS + 1e-6
+    assert float(delta.abs().mean()) > EPS / 2  # a trained pattern, not a blank file
+
+
+@pytest.mark.skipif(not SHARED_CELEBA.is_dir(), reason="../shared/data not present")
+def test_the_bundled_universal_disrupts_stargan_on_test_faces_unlike_noise() -> None:
+    from disrupt.imaging import load_image
+
+    # 009401-009404: the CelebA test split; the universal was trained on 000001-001000.
+    crops = []
+    for i in range(9401, 9405):
+        x = load_image(SHARED_CELEBA / f"{i:06d}.jpg").rgb  # 89x109: CenterCrop(89)
+        top = (x.shape[-2] - x.shape[-1]) // 2
+        crops.append(F.interpolate(x[..., top : top + x.shape[-1], :], size=(64, 64),
+                                   mode="bilinear", antialias=True, align_corners=False))
+    faces = torch.cat(crops).clamp(0.0, 1.0)
+    stargan = [load_target("stargan.celeba64")]
+    delta = load_universal("bundled")
+    noise = (torch.randint(0, 2, delta.shape, generator=torch.Generator().manual_seed(0))
+             * 2 - 1).float() * EPS
+    assert mean_ruiz_mse(stargan, faces, delta) > 5 * mean_ruiz_mse(stargan, faces, noise)
+
+
+def test_cli_fast_starts_from_the_bundled_universal(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from disrupt.cli import app
+
+    photo = tmp_path / "face.png"
+    photo.write_bytes((Path(__file__).resolve().parents[1] / "examples" / "face.png").read_bytes())
+    result = CliRunner().invoke(app, ["protect", str(photo), "--fast", "--no-eot", "--json",
+                                      "--target", "stargan.celeba64", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    row = report[0] if isinstance(report, list) else report
+    assert row["universal"] is True and row["attack"]["steps"] == 5
+    both = CliRunner().invoke(app, ["protect", str(photo), "--fast", "--universal", "u.st"])
+    assert both.exit_code == 2 and "--fast" in both.output
