@@ -114,7 +114,8 @@ def protect(
     alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 2/255.")] = None,
     eot: Annotated[
         bool | None,
-        typer.Option("--eot/--no-eot", help="Average over JPEG recompression (50-95); default: preset's."),
+        typer.Option("--eot/--no-eot",
+                     help="Average over JPEG recompression (50-95); default: preset's."),
     ] = None,
     faces: Annotated[
         bool | None,

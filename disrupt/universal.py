@@ -38,6 +38,7 @@ from disrupt.objectives import AwayFromClean, Ensemble
 from disrupt.robust import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms
 from targets.base import Target
 from targets.bundled import WEIGHTS_DIR
+from targets.checkpoints import sha256_of
 
 __all__ = [
     "BUNDLED_UNIVERSAL",
@@ -54,6 +55,7 @@ _CANVAS = 0.5
 #: (``protect(universal="bundled")``, ``disrupt protect --fast``); see its card
 #: ``universal_bundled_mid.md`` for how it was trained and what it achieves.
 BUNDLED_UNIVERSAL = WEIGHTS_DIR / "universal_bundled_mid.safetensors"
+BUNDLED_UNIVERSAL_SHA256 = "4489316495315821fa73c9667d7edcf7d1d440825535e363180d5bd945f00d1e"
 
 
 class _UniversalObjective:
@@ -198,6 +200,9 @@ def load_universal(source: str | Path | Tensor) -> Tensor:
     """
     if isinstance(source, str) and source == "bundled":
         source = BUNDLED_UNIVERSAL
+        if sha256_of(source) != BUNDLED_UNIVERSAL_SHA256:
+            raise DisruptError(f"{source}: sha256 does not match the bundled universal "
+                               "perturbation (file damaged or replaced)")
     if isinstance(source, Tensor):
         delta = source.detach().float()
         label = "universal tensor"

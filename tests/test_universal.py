@@ -125,3 +125,17 @@ def test_cli_fast_starts_from_the_bundled_universal(tmp_path: Path) -> None:
     assert row["universal"] is True and row["attack"]["steps"] == 5
     both = CliRunner().invoke(app, ["protect", str(photo), "--fast", "--universal", "u.st"])
     assert both.exit_code == 2 and "--fast" in both.output
+
+
+def test_a_damaged_bundled_universal_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import disrupt.universal as universal
+
+    copy = tmp_path / "u.safetensors"
+    data = bytearray(universal.BUNDLED_UNIVERSAL.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    monkeypatch.setattr(universal, "BUNDLED_UNIVERSAL", copy)
+    with pytest.raises(DisruptError, match="sha256"):
+        load_universal("bundled")
