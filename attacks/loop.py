@@ -25,7 +25,9 @@ Callback = Callable[[int, Tensor], None]
 _TINY = 1e-12  # guards divisions by a zero gradient norm
 
 
-def check_params(eps: float, alpha: float, steps: int, norm: str, decay: float) -> None:
+def check_params(
+    eps: float, alpha: float, steps: int, norm: str, decay: float, linf_cap: float | None = None
+) -> None:
     """Raise ``ValueError`` for settings no attack can run with.
 
     ``eps`` is in ``(0, 1]`` for ``norm="linf"`` (pixel units on the ``[0, 1]`` scale);
@@ -44,6 +46,11 @@ def check_params(eps: float, alpha: float, steps: int, norm: str, decay: float) 
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not math.isfinite(decay) or decay < 0:
         raise ValueError(f"decay must be >= 0, got {decay}")
+    if linf_cap is not None:
+        if norm != "l2":
+            raise ValueError("linf_cap only applies to norm='l2' (Linf has eps itself)")
+        if not math.isfinite(linf_cap) or not 0 < linf_cap <= 1:
+            raise ValueError(f"linf_cap must be in (0, 1], got {linf_cap}")
 
 
 def check_image(x: Tensor, name: str = "x") -> None:
@@ -66,10 +73,18 @@ def _per_sample_l2(t: Tensor) -> Tensor:
     return t.flatten(1).norm(p=2, dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
 
 
-def project(delta: Tensor, eps: float, norm: Norm) -> Tensor:
-    """Project ``delta`` ``(B, C, H, W)`` onto the ``eps`` ball of ``norm``, per sample."""
+def project(delta: Tensor, eps: float, norm: Norm, linf_cap: float | None = None) -> Tensor:
+    """Project ``delta`` ``(B, C, H, W)`` onto the ``eps`` ball of ``norm``, per sample.
+
+    With ``linf_cap`` (L2 only) ``delta`` is first clamped to ``[-cap, cap]`` per pixel,
+    then scaled into the L2 ball; scaling toward 0 keeps it inside the box, so the
+    result satisfies both bounds (a feasible point of the intersection, not always
+    the nearest one).
+    """
     if norm == "linf":
         return delta.clamp(-eps, eps)
+    if linf_cap is not None:
+        delta = delta.clamp(-linf_cap, linf_cap)
     return delta * (eps / _per_sample_l2(delta)).clamp(max=1.0)
 
 
@@ -105,6 +120,7 @@ def run_attack(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     start: Tensor | None = None,
+    linf_cap: float | None = None,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -139,6 +155,10 @@ def run_attack(
             values in ``[0, 1]``: e.g. ``x`` plus a universal perturbation to refine.
             It is projected into the ``eps`` ball first; ``random_start`` is then
             ignored.
+        linf_cap: ``norm="l2"`` only: also keep every pixel within ``linf_cap`` of
+            ``x``. An L2 budget lets the attack spend its energy where it matters
+            (which survives JPEG far better than a uniform L-inf pattern); the cap
+            stops it from making a visible spot.
 
     Returns:
         ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
@@ -148,7 +168,7 @@ def run_attack(
         ValueError: bad ``eps``/``alpha``/``steps``/``norm``/``decay``, ``x`` not a 4-D
             float tensor in ``[0, 1]``, or an objective not returning ``(B,)`` scores.
     """
-    check_params(eps, alpha, steps, norm, decay)
+    check_params(eps, alpha, steps, norm, decay, linf_cap)
     check_image(x)
     x0 = x.detach()
     with torch.no_grad():
@@ -158,9 +178,11 @@ def run_attack(
                 raise ValueError(
                     f"start must have x's shape {tuple(x0.shape)}, got {tuple(start.shape)}"
                 )
-            delta = project(start.detach().to(x0) - x0, eps, norm)
+            delta = project(start.detach().to(x0) - x0, eps, norm, linf_cap)
         else:
             delta = random_delta(x0, eps, norm, generator) if random_start else None
+            if delta is not None:
+                delta = project(delta, eps, norm, linf_cap)
         x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
     momentum = torch.zeros_like(x0) if decay > 0 else None
 
@@ -181,7 +203,7 @@ def run_attack(
                 grad = momentum
             direction = grad.sign() if norm == "linf" else grad / _per_sample_l2(grad)
             x_adv = x_adv.detach() + alpha * direction
-            x_adv = (x0 + project(x_adv - x0, eps, norm)).clamp(0.0, 1.0)
+            x_adv = (x0 + project(x_adv - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
         if callback is not None:
             callback(step, scores.detach())
     return x_adv.detach()
@@ -203,9 +225,10 @@ class Attack:
     random_start: bool = False
     decay: float = 0.0
     name: str = "attack"
+    linf_cap: float | None = None
 
     def __post_init__(self) -> None:
-        check_params(self.eps, self.alpha, self.steps, self.norm, self.decay)
+        check_params(self.eps, self.alpha, self.steps, self.norm, self.decay, self.linf_cap)
 
     def __call__(
         self,
@@ -232,4 +255,5 @@ class Attack:
             generator=generator,
             callback=callback,
             start=start,
+            linf_cap=self.linf_cap,
         )

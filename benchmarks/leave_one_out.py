@@ -42,11 +42,14 @@ def protect_mi_di(x: torch.Tensor, seen: list[Target], strength: str, seed: int)
     """The default protection with MI-FGSM and input diversity: the 8-bit image."""
     preset = STRENGTHS[strength]
     budget = resolve_budget(strength, attack="mifgsm")
-    adv = run_protection(x, seen, budget.attack, plan_protection(x, seen), eot=True,
+    plan = plan_protection(x, seen)
+    attack = budget.attack_for(3 * plan.protected_pixels)
+    adv = run_protection(x, seen, attack, plan, eot=True,
                          eot_samples=preset.eot_samples, transforms=DIVERSE_TRANSFORMS,
                          generator=torch.Generator().manual_seed(seed),
                          eot_generator=torch.Generator().manual_seed(seed + 1))
-    return quantize_within(adv, x, budget.attack.eps)
+    return quantize_within(adv, x, attack.eps, attack.norm, linf_cap=attack.linf_cap,
+                           region=plan.region)
 
 
 def main() -> None:

@@ -82,6 +82,9 @@ class ProtectResult:
     face_status: str = "off"
     masked: bool = False
     universal: bool = False
+    #: The PSNR floor (dB) over the protected pixels, or ``None`` for a plain L-inf
+    #: budget; with a floor, ``attack`` is L2 (``eps`` the radius) with ``linf_cap``.
+    psnr_floor: float | None = None
 
     @property
     def disrupted_fraction(self) -> float:
@@ -117,6 +120,9 @@ class ProtectResult:
                 "alpha": self.attack.alpha,
                 "steps": self.attack.steps,
                 "norm": self.attack.norm,
+                "linf_cap_255": (None if self.attack.linf_cap is None
+                                 else self.attack.linf_cap * 255),
+                "psnr_floor": self.psnr_floor,
             },
             "seed": self.seed,
             "strength": self.strength,
@@ -193,6 +199,7 @@ def protect(
     steps: int | None = None,
     alpha: float | None = None,
     eot: bool | None = None,
+    psnr: float | None = None,
     faces: bool | None = None,
     mask: ImageInput | None = None,
     universal: str | Path | Tensor | None = None,
@@ -216,11 +223,15 @@ def protect(
             ``eot`` given explicitly override the preset's value.
         attack: attack name (``fgsm``, ``ifgsm``, ``pgd``, ``mifgsm``, plugins) or an
             :class:`~attacks.Attack` (which keeps its own eps, steps and alpha).
-        eps: budget in ``[0, 1]`` units (L-inf unless the attack says otherwise).
+        eps: the largest change of any pixel, in ``[0, 1]`` units (with ``psnr=0``
+            the whole budget: plain L-inf).
         steps, alpha: iterations and step size; ``None``: the preset's steps and the
-            attack's default step size.
+            attack's default step size (``alpha`` only with ``psnr=0``).
         eot: expectation over JPEG recompression (quality 50-95) of the photo, before
             the face crops (:data:`disrupt.robust.JPEG_EOT_TRANSFORMS`).
+        psnr: PSNR floor in dB over the pixels the attack may change (an L2 budget,
+            with ``eps`` as the per-pixel cap); ``None``: the preset's (37/33/30 dB
+            for low/mid/high); ``0``: no floor, plain L-inf at ``eps``.
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
@@ -252,8 +263,7 @@ def protect(
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     budget = resolve_budget(strength, attack=attack, eps=eps, steps=steps, alpha=alpha, eot=eot,
-                            universal=universal is not None)
-    atk = budget.attack
+                            universal=universal is not None, psnr=psnr)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
     start_delta = load_universal(universal) if universal is not None else None
     dev = torch.device(device)
@@ -262,6 +272,7 @@ def protect(
             t.to(dev)
     x = source.rgb.to(dev)
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
+    atk = budget.attack_for(3 * plan.protected_pixels)
 
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         # Seed the global RNG too: stochastic generators (pix2pix dropout) draw from it.
@@ -277,7 +288,8 @@ def protect(
             universal=start_delta, generator=gen,
             eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
         )
-    protected = quantize_within(x_adv, x, atk.eps, norm=atk.norm)
+    protected = quantize_within(x_adv, x, atk.eps, norm=atk.norm, linf_cap=atk.linf_cap,
+                                region=plan.region)
 
     result = ProtectResult(
         image=protected.cpu(),
@@ -295,6 +307,7 @@ def protect(
         face_status=plan.face_status,
         masked=mask_tensor is not None,
         universal=start_delta is not None,
+        psnr_floor=budget.psnr,
     )
     if output is not None:
         saved = result.save(output, overwrite=overwrite)

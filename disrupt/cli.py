@@ -99,14 +99,20 @@ def protect(
     ] = None,
     strength: Annotated[
         str,
-        typer.Option(help="Budget preset: low (4/255, no EOT), mid (8/255, EOT), "
-                     "high (12/255, EOT x2). --attack/--eps/--steps override it."),
+        typer.Option(help="Budget preset: low (PSNR >= 37 dB, max 8/255, no EOT), mid (33 dB, "
+                     "16/255, EOT), high (30 dB, 24/255, EOT x2). --attack/--eps/--steps/"
+                     "--psnr override it."),
     ] = "mid",
     attack: Annotated[
         str | None, typer.Option(help="Attack name (see `disrupt attacks`); default: preset's.")
     ] = None,
     eps: Annotated[
-        str | None, typer.Option(help="L-inf budget, e.g. 8/255 or 0.031; default: preset's.")
+        str | None, typer.Option(help="Largest change per pixel, e.g. 8/255 or 0.031 (the whole "
+                                 "L-inf budget with --psnr 0); default: preset's.")
+    ] = None,
+    psnr: Annotated[
+        float | None, typer.Option(help="PSNR floor in dB over the protected pixels (L2 budget); "
+                                   "0: none, plain L-inf at --eps; default: preset's.")
     ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
@@ -175,7 +181,8 @@ def protect(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
-                                alpha=alpha_value, eot=eot, universal=start_from is not None)
+                                alpha=alpha_value, eot=eot, universal=start_from is not None,
+                                psnr=psnr)
         atk = budget.attack
     except UnknownAttackError as exc:
         _err(str(exc).strip("'\""))
@@ -201,13 +208,13 @@ def protect(
         raise typer.Exit(EXIT_USAGE)
     typer.echo(
         f"protecting against {', '.join(t.name for t in chosen)} "
-        f"with {atk.name} eps={atk.eps * 255:.1f}/255 steps={atk.steps} "
+        f"with {budget.describe()} "
         f"(strength {strength}, EOT {'on' if budget.eot else 'off'})",
         err=True,
     )
     # The budget is settled; the preset still names the strength in the results.
     protect_image = partial(protect_api, strength=strength, eot=budget.eot, faces=faces,
-                            mask=mask, universal=start_from)
+                            mask=mask, universal=start_from, psnr=budget.psnr or 0)
 
     failures = 0
     results: list[dict[str, Any]] = []
@@ -273,12 +280,18 @@ def _render_region(s: dict[str, Any]) -> str:
     return f"  region: {where}"
 
 
+def _render_budget(a: dict[str, Any]) -> str:
+    if a.get("psnr_floor"):
+        return (f"{a['name']}, PSNR >= {a['psnr_floor']:g} dB over the protected pixels, "
+                f"max change {a['linf_cap_255']:.1f}/255, {a['steps']} steps")
+    return f"{a['name']} eps={a['eps_255']:.1f}/255, {a['steps']} steps"
+
+
 def _render_summary(s: dict[str, Any]) -> str:
     p = s["perceptibility"]
     lines = [
         f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
-        f"  budget: {s['attack']['name']} eps={s['attack']['eps_255']:.1f}/255, "
-        f"{s['attack']['steps']} steps, seed {s['seed']}"
+        f"  budget: {_render_budget(s['attack'])}, seed {s['seed']}"
         + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
            if "strength" in s else ""),
         _render_region(s),

@@ -87,6 +87,13 @@ class Plan:
     mask: Tensor | None
     canonical: list[Box] = field(default_factory=list)  # one per face (reporting, universal)
 
+    @property
+    def protected_pixels(self) -> int:
+        """How many pixels the attack may change: the region's, less those masked out."""
+        if self.mask is None:
+            return self.region.width * self.region.height
+        return max(1, int((self.mask > 0).sum()))
+
 
 def _max_input_side(targets: Sequence[Target]) -> int | None:
     sides = [max(t.input_size) for t in targets if t.input_size is not None]
@@ -228,19 +235,39 @@ def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
 _QUANTIZE_BAND_PIXELS = 1 << 20
 
 
-def quantize_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = "linf") -> Tensor:
-    """:func:`attacks.quantize_to_uint8_within`, in bands of rows for L-inf.
+def quantize_within(
+    x_adv: Tensor, x: Tensor, eps: float, norm: Norm = "linf", *,
+    linf_cap: float | None = None, region: Box | None = None,
+) -> Tensor:
+    """:func:`attacks.quantize_to_uint8_within` for a photo: 8-bit levels within budget.
 
-    L-inf rounding is per pixel, so bands give exactly the same result with a
-    band's worth of temporaries instead of a photo's. L2 is per image: one call.
+    L-inf rounding is per pixel, so it runs in bands of rows: exactly the same result
+    with a band's worth of temporaries instead of a photo's. L2 (with an optional
+    per-pixel ``linf_cap``): every pixel is first rounded within the cap (bands),
+    then the L2 ball is restored over ``region`` (default: the whole photo), where
+    the attack worked; pixels outside it equal ``x`` up to that rounding.
     """
+    if norm == "linf":
+        return _quantize_linf(x_adv, x, eps)
+    out = _quantize_linf(x_adv, x, linf_cap if linf_cap is not None else 1.0)
+    r = region if region is not None else Box(0, 0, x.shape[-1], x.shape[-2])
+    rows, cols = slice(r.top, r.bottom), slice(r.left, r.right)
+    x_r = x[..., rows, cols]
+    q = quantize_to_uint8_within(x_adv[..., rows, cols], x_r, eps, norm="l2")
+    if linf_cap is not None:  # moves levels toward x only: stays inside the L2 ball
+        q = quantize_to_uint8_within(q, x_r, linf_cap, norm="linf")
+    out[..., rows, cols] = q
+    return out
+
+
+def _quantize_linf(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
     h, w = x.shape[-2:]
     rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, w))
-    if norm != "linf" or h <= rows:
-        return quantize_to_uint8_within(x_adv, x, eps, norm=norm)
+    if h <= rows:
+        return quantize_to_uint8_within(x_adv, x, eps, norm="linf")
     out = torch.empty_like(x_adv)
     for top in range(0, h, rows):
         band = slice(top, min(h, top + rows))
         out[..., band, :] = quantize_to_uint8_within(x_adv[..., band, :], x[..., band, :], eps,
-                                                     norm=norm)
+                                                     norm="linf")
     return out

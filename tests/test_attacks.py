@@ -251,6 +251,8 @@ def test_bad_eps_is_rejected(name: str, eps: float) -> None:
         ({"alpha": 0.0}, "alpha"),
         ({"norm": "l1"}, "norm"),
         ({"decay": -1.0}, "decay"),
+        ({"linf_cap": 0.1}, "linf_cap only applies"),
+        ({"linf_cap": 0.0, "norm": "l2"}, "linf_cap must be"),
     ],
 )
 def test_bad_settings_raise(settings: dict, match: str, images: Tensor) -> None:
@@ -259,6 +261,23 @@ def test_bad_settings_raise(settings: dict, match: str, images: Tensor) -> None:
         run_attack(images, lambda z: z.sum((1, 2, 3)), **kwargs)
     with pytest.raises(ValueError, match=match):
         Attack(**kwargs)
+
+
+@pytest.mark.parametrize("random_start", [False, True])
+def test_l2_with_a_linf_cap_keeps_both_bounds(
+    random_start: bool, cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    cap, radius = 6 / 255, 0.4
+    objective = AwayFromClean(cond_target, images)
+    x_adv = run_attack(images, objective, eps=radius, alpha=0.2, steps=5, norm="l2",
+                       random_start=random_start, generator=_seed(), linf_cap=cap)
+    assert (_dist(x_adv, images, "l2") <= radius + TOL).all()
+    assert (_dist(x_adv, images, "linf") <= cap + TOL).all()
+    assert (_dist(x_adv, images, "linf") > cap / 2).all()  # the cap binds somewhere
+    # An uncapped run with the same radius goes past the cap: the cap did the work.
+    free = run_attack(images, objective, eps=radius, alpha=0.2, steps=5, norm="l2",
+                      random_start=random_start, generator=_seed())
+    assert (_dist(free, images, "linf") > cap + 1e-3).any()
 
 
 def test_l2_budget_may_exceed_one(images: Tensor) -> None:

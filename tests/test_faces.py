@@ -224,6 +224,23 @@ def test_banded_quantization_equals_whole(monkeypatch: pytest.MonkeyPatch) -> No
     assert torch.equal(quantize_within(x_adv, x, 8 / 255), whole)
 
 
+def test_l2_quantization_with_a_cap_works_in_the_region_only() -> None:
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(1, 3, 40, 30, generator=g) * 255).round() / 255  # an 8-bit photo
+    region = Box(8, 16, 24, 40)
+    delta = torch.zeros_like(x)
+    delta[..., 16:40, 8:24] = (torch.rand(1, 3, 24, 16, generator=g) - 0.5) * 20 / 255
+    x_adv = (x + delta).clamp(0, 1)
+    radius = 0.9 * float((x_adv - x).norm())
+    q = quantize_within(x_adv, x, radius, "l2", linf_cap=6 / 255, region=region)
+    assert torch.equal((q * 255).round() / 255, q)  # on the 8-bit grid
+    assert float((q - x).norm()) <= radius + 1e-5
+    assert float((q - x).abs().max()) <= 6 / 255 + 1e-6
+    outside = torch.ones_like(x, dtype=torch.bool)
+    outside[..., 16:40, 8:24] = False
+    assert torch.equal(q[outside], x[outside])
+
+
 def test_banded_ssim_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     g = torch.Generator().manual_seed(7)
     a = torch.rand(2, 3, 61, 45, generator=g)

@@ -20,11 +20,12 @@ from disrupt.presets import STRENGTHS, UNIVERSAL_REFINE_STEPS, resolve_budget
 
 runner = CliRunner()
 
-#: The documented table (disrupt.presets docstring): eps in /255, attack, steps, EOT, samples.
+#: The documented table (disrupt.presets docstring): max change in /255, attack, steps, EOT,
+#: samples, PSNR floor in dB.
 DOCUMENTED = {
-    "low": (4, "pgd", 10, False, 1),
-    "mid": (8, "pgd", 20, True, 1),
-    "high": (12, "pgd", 40, True, 2),
+    "low": (8, "pgd", 10, False, 1, 37.0),
+    "mid": (16, "pgd", 20, True, 1, 33.0),
+    "high": (24, "pgd", 40, True, 2, 30.0),
 }
 
 
@@ -44,32 +45,45 @@ def _mask_file(path: Path, size: tuple[int, int] = (48, 40)) -> Path:
 
 @pytest.mark.parametrize("name", list(DOCUMENTED))
 def test_presets_match_the_documented_budgets(name: str) -> None:
-    eps255, attack, steps, eot, samples = DOCUMENTED[name]
+    eps255, attack, steps, eot, samples, psnr = DOCUMENTED[name]
     preset = STRENGTHS[name]
     assert (round(preset.eps * 255), preset.attack, preset.steps, preset.eot,
-            preset.eot_samples) == DOCUMENTED[name]
+            preset.eot_samples, preset.psnr) == DOCUMENTED[name]
     budget = resolve_budget(name)
     assert budget.attack.eps == pytest.approx(eps255 / 255)
-    assert (budget.attack.name, budget.attack.steps, budget.eot, budget.eot_samples) == (
-        attack, steps, eot, samples)
+    assert (budget.attack.name, budget.attack.steps, budget.eot, budget.eot_samples,
+            budget.psnr) == (attack, steps, eot, samples, psnr)
+    # On a 100x100 photo: L2 radius for the PSNR floor over 3e4 values, capped per pixel.
+    run = budget.attack_for(3 * 100 * 100)
+    assert run.norm == "l2" and run.linf_cap == pytest.approx(eps255 / 255)
+    assert run.eps == pytest.approx(10 ** (-psnr / 20) * 100 * 3**0.5)
+    assert run.alpha == pytest.approx(run.eps * min(1.0, 2.5 / steps))
 
 
 def test_mid_is_the_default_everywhere() -> None:
     assert resolve_budget().strength == "mid"
-    assert pytest.approx(8 / 255) == DEFAULT_EPS
+    assert pytest.approx(16 / 255) == DEFAULT_EPS
 
 
 def test_explicit_options_override_the_preset() -> None:
     b = resolve_budget("high", eps=2 / 255, steps=3, eot=False)
     assert (b.attack.eps, b.attack.steps, b.eot) == (pytest.approx(2 / 255), 3, False)
     b = resolve_budget("low", attack="mifgsm")
-    assert (b.attack.name, b.attack.eps, b.attack.steps) == ("mifgsm", pytest.approx(4 / 255), 10)
+    assert (b.attack.name, b.attack.eps, b.attack.steps) == ("mifgsm", pytest.approx(8 / 255), 10)
     b = resolve_budget("mid", attack="fgsm")  # takes no steps: the preset's are not forced
     assert (b.attack.name, b.attack.steps, b.eot) == ("fgsm", 1, True)
     ready = ifgsm(3 / 255, steps=4)
     assert resolve_budget("high", attack=ready).attack is ready
+    assert resolve_budget("high", attack=ready).attack_for(300) is ready  # no floor given
+    capped = resolve_budget("high", attack=ready, psnr=35).attack_for(300)
+    assert (capped.name, capped.norm, capped.linf_cap) == ("ifgsm", "l2", pytest.approx(3 / 255))
     u = resolve_budget("mid", universal=True)
-    assert u.attack.steps == UNIVERSAL_REFINE_STEPS and u.attack.alpha == pytest.approx(2 / 255)
+    assert u.attack.steps == UNIVERSAL_REFINE_STEPS
+    assert u.attack_for(300).alpha == pytest.approx(u.attack_for(300).eps / 4)
+    plain = resolve_budget("mid", psnr=0, alpha=1 / 255)
+    assert (plain.psnr, plain.attack.norm, plain.attack.alpha) == (None, "linf",
+                                                                 pytest.approx(1 / 255))
+    assert plain.attack_for(300) is plain.attack
 
 
 def test_bad_strength_and_options_are_refused() -> None:
@@ -77,16 +91,46 @@ def test_bad_strength_and_options_are_refused() -> None:
         resolve_budget("extreme")
     with pytest.raises(ValueError, match="steps"):
         resolve_budget("mid", attack="fgsm", steps=3)
+    with pytest.raises(ValueError, match="alpha"):
+        resolve_budget("mid", alpha=1 / 255)  # a step size is an L-inf notion here
+    with pytest.raises(ValueError, match="psnr"):
+        resolve_budget("mid", psnr=-3)
 
 
 def test_protect_reports_the_preset_and_overrides() -> None:
     x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
     r = protect(x, targets=["stargan.tiny"], strength="low", steps=2)
-    assert (r.strength, r.eot, r.attack.steps) == ("low", False, 2)
-    assert r.attack.eps == pytest.approx(4 / 255)
-    assert r.perceptibility["linf_255"] <= 4 + 1e-4
+    assert (r.strength, r.eot, r.attack.steps, r.psnr_floor) == ("low", False, 2, 37.0)
+    assert r.attack.linf_cap == pytest.approx(8 / 255)
+    assert r.perceptibility["linf_255"] <= 8 + 1e-4
     d = r.to_dict()
     assert d["strength"] == "low" and d["eot"] is False and d["attack"]["steps"] == 2
+    assert d["attack"]["psnr_floor"] == 37.0 and d["attack"]["linf_cap_255"] == pytest.approx(8)
+    plain = protect(x, targets=["stargan.tiny"], strength="low", steps=2, psnr=0)
+    assert (plain.attack.norm, plain.psnr_floor) == ("linf", None)
+    assert plain.attack.eps == pytest.approx(8 / 255)
+
+
+@pytest.mark.parametrize("strength", ["low", "mid", "high"])
+def test_the_psnr_floor_and_cap_hold_on_the_saved_image(strength: str) -> None:
+    x = (torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(5)) * 255).round() / 255
+    r = protect(x, targets=["stargan.tiny"], strength=strength, steps=4, eot=False, faces=False)
+    preset = STRENGTHS[strength]
+    assert preset.psnr is not None
+    assert r.perceptibility["psnr"] >= preset.psnr - 1e-3
+    assert r.perceptibility["linf_255"] <= preset.eps * 255 + 1e-4
+    # The budget is spent, not left unused: within half a dB of the floor.
+    assert r.perceptibility["psnr"] < preset.psnr + 0.5
+
+
+def test_the_psnr_floor_counts_only_the_protected_pixels(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png")
+    mask = _mask_file(tmp_path / "m.png")
+    r = protect(photo, targets=["stargan.tiny"], mask=mask, strength="mid", steps=4, eot=False)
+    src = r.source.rgb
+    half = torch.mean((r.image[..., :24] - src[..., :24]) ** 2)
+    assert 10 * torch.log10(1 / half) >= 33 - 1e-3  # over the masked-in half
+    assert r.perceptibility["psnr"] > 33 + 2  # over the whole photo: about 3 dB more
 
 
 # ------------------------------------------------------------------------------ masks
@@ -160,7 +204,14 @@ def test_cli_mask_strength_and_faces_options(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["strength"] == "low" and data["masked"] and data["face_status"] == "off"
-    assert data["attack"]["eps_255"] == pytest.approx(4)
+    assert data["attack"]["linf_cap_255"] == pytest.approx(8)
+    assert data["attack"]["psnr_floor"] == 37.0
+    plain = runner.invoke(app, ["protect", str(photo), "-t", "stargan.tiny", "--steps", "1",
+                                "--psnr", "0", "--eps", "3/255", "--no-faces", "--overwrite",
+                                "--json", "-q"])
+    assert plain.exit_code == 0, plain.output
+    linf = json.loads(plain.stdout)["attack"]
+    assert (linf["norm"], linf["eps_255"], linf["psnr_floor"]) == ("linf", pytest.approx(3), None)
     bad = runner.invoke(app, ["protect", str(photo), "--strength", "extreme"])
     assert bad.exit_code == 2 and "--strength" in bad.stderr
 
