@@ -8,8 +8,13 @@ the model's resize), saved as 8-bit, and measured as saved and after JPEG 75 / 5
 a 50% resize and Gaussian blur sigma 1.5. Prints the disrupted fraction (Ruiz MSE >
 0.05 on [-1, 1], per face and condition) and the mean Ruiz MSE.
 
+With ``--psnr DB`` the attack is PGD under the L2 budget of that PSNR floor, each
+``--eps`` being the per-pixel cap, as the strength presets do (:mod:`disrupt.presets`).
+
 Run: python benchmarks/budget_sweep.py --images ../shared/data/celeba10k/images \
          --target stargan.celeba64 --eps 8 --eps 12 --eps 16 --steps 40 --eot jpeg [--limit 8]
+     python benchmarks/budget_sweep.py --images ../shared/data/celeba10k/images \
+         --target stargan.celeba64 --eps 16 --psnr 33 --steps 40 --eot jpeg
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
-from default_protection import CHANNELS, celeba_crop  # type: ignore[import-not-found]
+from default_protection import (  # type: ignore[import-not-found]
+    CHANNELS,
+    add_face_options,
+    celeba_crop,
+    parse_face_options,
+)
 
 from attacks import create_attack
 from disrupt.channels import parse_channel
@@ -28,25 +37,22 @@ from disrupt.evaluation import measure_disruption
 from disrupt.metrics import psnr
 from disrupt.objectives import AwayFromClean
 from disrupt.pipeline import quantize_within
+from disrupt.presets import Budget
 from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms
 from targets import load_target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--target", action="append", required=True, help="repeatable")
     parser.add_argument("--eps", type=float, action="append", required=True,
-                        help="budget in 1/255 units, repeatable")
+                        help="L-inf budget (the cap with --psnr) in 1/255 units, repeatable")
+    parser.add_argument("--psnr", type=float, default=None,
+                        help="PSNR floor in dB: PGD under that L2 budget, capped at --eps")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--eot", choices=("none", "jpeg"), default="none")
-    parser.add_argument("--first", type=int, default=9401)
-    parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    add_face_options(parser, limit=8)
+    args = parse_face_options(parser)
 
     x = torch.cat([celeba_crop(args.images / f"{i:06d}.jpg")
                    for i in range(args.first, args.first + args.limit)])
@@ -62,9 +68,13 @@ def main() -> None:
                     objective, JPEG_EOT_TRANSFORMS,
                     generator=torch.Generator().manual_seed(args.seed + 1))
             attack = create_attack("pgd", eps=eps, steps=args.steps)
+            if args.psnr is not None:  # as protect() does it: see disrupt.presets
+                attack = Budget(attack, False, 1, "sweep", args.psnr).attack_for(x[0].numel())
             start = time.perf_counter()
             adv = attack(x, objective, generator=torch.Generator().manual_seed(args.seed))
-            adv = quantize_within(adv, x, eps)
+            adv = torch.cat([quantize_within(adv[b:b + 1], x[b:b + 1], attack.eps, attack.norm,
+                                             linf_cap=attack.linf_cap)
+                             for b in range(x.shape[0])])
             seconds = time.perf_counter() - start
             cells = {}
             for channel in channels:
@@ -75,10 +85,12 @@ def main() -> None:
                     "disrupted": sum(d.disrupted for d in found) / len(found),
                     "mean_ruiz_mse": sum(d.ruiz_mse for d in found) / len(found),
                 }
-            row = {"target": name, "eps_255": eps_255, "steps": args.steps, "eot": args.eot,
+            row = {"target": name, "eps_255": eps_255, "psnr_floor": args.psnr,
+                   "steps": args.steps, "eot": args.eot,
                    "psnr": float(psnr(adv, x).mean()), "seconds": seconds, "channels": cells}
             rows.append(row)
-            print(f"{name} eps {eps_255:g}/255, {args.steps} steps, EOT {args.eot}: "
+            floor = f", PSNR >= {args.psnr:g} dB" if args.psnr is not None else ""
+            print(f"{name} eps {eps_255:g}/255{floor}, {args.steps} steps, EOT {args.eot}: "
                   f"PSNR {row['psnr']:.1f} dB, {seconds:.0f} s | "
                   + " | ".join(f"{c} {v['disrupted'] * 100:.0f}% ({v['mean_ruiz_mse']:.3f})"
                                for c, v in cells.items()), flush=True)

@@ -43,17 +43,29 @@ def celeba_crop(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--first", type=int, default=9401)
-    parser.add_argument("--limit", type=int, default=100)
+def add_face_options(parser: argparse.ArgumentParser, *, first: int = 9401,
+                     limit: int = 100) -> None:
+    """The options every face benchmark shares: which CelebA faces, seed, threads, output."""
+    parser.add_argument("--images", type=Path, required=True, help="CelebA image folder")
+    parser.add_argument("--first", type=int, default=first, help="first image number")
+    parser.add_argument("--limit", type=int, default=limit, help="how many faces")
     parser.add_argument("--strength", default="mid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="JSON results")
+
+
+def parse_face_options(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and set torch's thread count as asked."""
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_face_options(parser)
+    args = parse_face_options(parser)
 
     names = default_targets()
     targets = [load_target(n) for n in names]

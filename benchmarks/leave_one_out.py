@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
-from default_protection import celeba_crop  # type: ignore[import-not-found]
+from default_protection import (  # type: ignore[import-not-found]
+    add_face_options,
+    celeba_crop,
+    parse_face_options,
+)
 
 from disrupt import protect
 from disrupt.api import default_targets
@@ -54,16 +57,9 @@ def protect_mi_di(x: torch.Tensor, seen: list[Target], strength: str, seed: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--first", type=int, default=9301)
-    parser.add_argument("--limit", type=int, default=20)
-    parser.add_argument("--strength", default="mid")
     parser.add_argument("--variant", choices=("default", "mi-di"), default="default")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    add_face_options(parser, first=9301, limit=20)
+    args = parse_face_options(parser)
 
     names = default_targets()
     models = {n: load_target(n) for n in names}

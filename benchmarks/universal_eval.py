@@ -33,7 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from default_protection import celeba_crop  # type: ignore[import-not-found]
+from default_protection import (  # type: ignore[import-not-found]
+    add_face_options,
+    celeba_crop,
+    parse_face_options,
+)
 
 from disrupt import protect
 from disrupt.api import default_targets
@@ -52,16 +56,9 @@ CHANNELS = ("none", "jpeg:75")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--universal", type=Path, required=True)
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--first", type=int, default=9401)
-    parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--refine-steps", type=int, default=5)
-    parser.add_argument("--strength", default="mid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    add_face_options(parser, limit=50)
+    args = parse_face_options(parser)
 
     names = default_targets()
     targets = [load_target(n) for n in names]
