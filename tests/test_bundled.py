@@ -96,9 +96,13 @@ def test_model_edits_the_face_and_uses_its_condition(name: str) -> None:
 
 
 def test_protection_disrupts_every_bundled_model() -> None:
+    # Plain L-inf (psnr=0) spreads the change over every pixel, so every model gets its
+    # share; under the default PSNR floor the ensemble favours the most sensitive
+    # model (StarGAN), see the README.
     x = _celeba_faces(2)
     chosen = [load_target(n) for n in BUNDLED_DEFAULT]
-    result = protect(x[:1], targets=chosen, strength="low", steps=10, eot=False)
+    result = protect(x[:1], targets=chosen, strength="low", steps=10, eot=False, psnr=0,
+                     eps=4 / 255)
     x_adv = result.image
     noise = (x[:1] + (torch.rand(x[:1].shape, generator=torch.Generator().manual_seed(0))
                       * 2 - 1) * 4 / 255).clamp(0, 1)

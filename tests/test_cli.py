@@ -45,8 +45,10 @@ def test_protect_json_is_machine_readable(tmp_path: Path) -> None:
     res = _invoke(["protect", str(photo), *TINY, "--json", "--eps", "0.03"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["attack"]["eps"] == pytest.approx(0.03)
+    assert data["attack"]["linf_cap_255"] == pytest.approx(0.03 * 255)  # --eps: the cap
+    assert data["attack"]["norm"] == "l2" and data["attack"]["psnr_floor"] == 33.0
     assert data["perceptibility"]["linf_255"] <= 0.03 * 255 + 1e-6
+    assert data["perceptibility"]["psnr"] >= 33 - 1e-3
     assert {d["condition"] for d in data["disruption"]} == {
         "Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"}
     saved = np.asarray(Image.open(data["output"]).convert("RGB"), dtype=np.int16)
