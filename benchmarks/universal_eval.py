@@ -18,7 +18,7 @@ Train the perturbation first (on faces the test never uses), for example:
         --target cyclegan.utkface64 --target faceswap.lfw64 \
         --images ../shared/data/celeba10k/images --limit 1000 --steps 500 \
         --out runs/universal/bundled_mid.safetensors
-Run: python benchmarks/universal_eval.py --universal runs/universal/bundled_mid.safetensors \
+Run: python benchmarks/universal_eval.py --universal bundled \
          --images ../shared/data/celeba10k/images [--limit 50] [--refine-steps 5]
 """
 
@@ -29,7 +29,6 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,14 +54,14 @@ CHANNELS = ("none", "jpeg:75")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--universal", type=Path, required=True)
+    parser.add_argument("--universal", required=True, help="a .safetensors file, or \"bundled\"")
     parser.add_argument("--refine-steps", type=int, default=5)
     add_face_options(parser, limit=50)
     args = parse_face_options(parser)
 
     names = default_targets()
     targets = [load_target(n) for n in names]
-    delta = load_universal(args.universal)
+    delta = load_universal(str(args.universal))
     eps = STRENGTHS[args.strength].eps
     if float(delta.abs().max()) > eps + 1e-6:
         parser.error(f"{args.universal}: perturbation exceeds the {args.strength} budget")
