@@ -3,7 +3,8 @@
 Compares, on CelebA test-split faces cropped as the bundled models expect (the same
 crops as ``default_protection.py``), for the bundled set:
 
-- ``noise``: random +-eps sign noise (what any perturbation of that size does);
+- ``noise``: random +-eps sign noise, eps the universal's own largest value (what
+  any perturbation of that size does);
 - ``universal``: the trained universal perturbation alone, resized onto the face
   and saved as 8-bit (no gradient step at all);
 - ``universal+N``: ``protect(universal=..., steps=N)``: start from it, refine N steps;
@@ -62,9 +63,11 @@ def main() -> None:
     names = default_targets()
     targets = [load_target(n) for n in names]
     delta = load_universal(str(args.universal))
-    eps = STRENGTHS[args.strength].eps
-    if float(delta.abs().max()) > eps + 1e-6:
+    cap = STRENGTHS[args.strength].eps
+    if float(delta.abs().max()) > cap + 1e-6:
         parser.error(f"{args.universal}: perturbation exceeds the {args.strength} budget")
+    # Noise and the universal alone are compared at the universal's own L-inf size.
+    eps = max(float(delta.abs().max()), 0.5 / 255)
     channels = [parse_channel(c) for c in CHANNELS]
     noise_gen = torch.Generator().manual_seed(args.seed)
 
