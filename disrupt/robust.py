@@ -447,11 +447,11 @@ DEFAULT_EOT_TRANSFORMS: tuple[RandomTransform, ...] = (
 
 #: The EOT mix ``protect()`` uses: half the draws see the photo as saved, half a JPEG
 #: at quality 50-95 (the likeliest thing to happen to a posted photo). Measured on 8
-#: held-apart CelebA faces against the four bundled models at 8/255, PGD 20 (see the
-#: README, "Robustness"): StarGAN disrupted after JPEG 75 on 25% of outputs with this
-#: mix, 12% with :data:`DEFAULT_EOT_TRANSFORMS` (whose blurs and resizes pull the
-#: 20 noisy gradient steps apart) and 5% without EOT; also better as saved (82% vs
-#: 58%) and after a 50% resize (48% vs 32%). Blur still removes it (see the README).
+#: held-apart CelebA faces against the four bundled models at L-inf 8/255, PGD 20,
+#: EOT applied to the 89x89 face: StarGAN disrupted after JPEG 75 on 25% of outputs
+#: with this mix, 5% with :data:`DEFAULT_EOT_TRANSFORMS` (whose blurs and resizes
+#: pull the 20 noisy gradient steps apart); also better as saved (82% vs 58%) and
+#: after a 50% resize (48% vs 32%). Blur still removes it (see the README).
 JPEG_EOT_TRANSFORMS: tuple[RandomTransform, ...] = (Identity(), RandomJPEG())
 
 
