@@ -6,7 +6,10 @@ manipulator crops and resizes the face. (Applying JPEG to the already-resized
 crops instead, as this module first did, left StarGAN disrupted after JPEG 75 on
 2% of 8 test faces instead of 25%: the 8x8 blocks fall elsewhere.) The region's
 top-left corner is snapped to the photo's 8-pixel grid so its JPEG blocks line up
-with those of the saved photo.
+with those of the saved photo. A region larger than :data:`EOT_ON_PHOTO_MAX_PIXELS`
+(a whole large photo with no face found) gets its EOT on the resized crops instead:
+a differentiable JPEG of 12 megapixels at every step costs gigabytes and minutes,
+and its 8x8 blocks vanish in the 40-fold resize to the model's input anyway.
 
 Every target is attacked *through crops*: with faces, the boxes a manipulator would
 cut around each face (:func:`disrupt.faces.crop_boxes`); without, one box covering
@@ -24,6 +27,7 @@ region are copied from the input unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -52,6 +56,7 @@ from disrupt.universal import place_universal
 from targets.base import Target
 
 __all__ = [
+    "EOT_ON_PHOTO_MAX_PIXELS",
     "FaceStatus",
     "Plan",
     "evaluation_targets",
@@ -66,6 +71,10 @@ none, whole photo protected. ``off``: ``faces=False``. ``small-image``: ``faces=
 and the photo is under twice the targets' input size, so the whole photo is
 protected without looking. ``outside-mask``: faces found but the mask excludes all
 their crops, so the mask alone decides."""
+
+#: Regions up to this many pixels get EOT on the photo before cropping; larger ones
+#: on the resized crops (see the module docstring).
+EOT_ON_PHOTO_MAX_PIXELS = 1 << 21
 
 #: ``faces=None`` looks for faces when the photo's shorter side is at least this many
 #: times the largest target input side.
@@ -158,12 +167,21 @@ def plan_protection(
     return Plan(boxes, found, status, region, None if full else sub.contiguous(), canonical)
 
 
-def _objective_for(target: Target, x_region: Tensor, boxes: Sequence[Box]) -> Objective:
+def _objective_for(
+    target: Target, x_region: Tensor, boxes: Sequence[Box],
+    wrap: Callable[[Objective], Objective] | None = None,
+) -> Objective:
+    """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's."""
     size = target.input_size
     if size is None and len(boxes) > 1:
         size = (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
-    return CropsObjective(lambda clean_crops: AwayFromClean(target, clean_crops), x_region,
-                          boxes, size, batched=bool(getattr(target, "batch_independent", True)))
+
+    def make(clean_crops: Tensor) -> Objective:
+        inner: Objective = AwayFromClean(target, clean_crops)
+        return wrap(inner) if wrap is not None else inner
+
+    return CropsObjective(make, x_region, boxes, size,
+                          batched=bool(getattr(target, "batch_independent", True)))
 
 
 def run_protection(
@@ -194,10 +212,16 @@ def run_protection(
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
     boxes = [b.shifted(-r.left, -r.top) for b in plan.boxes]
     eot_gen = eot_generator if eot_generator is not None else torch.Generator().manual_seed(0)
-    objective: Objective = Ensemble([_objective_for(t, x_region, boxes) for t in targets])
-    if eot:  # one draw per step for all targets: they all see the same posted photo
-        objective = ExpectationOverTransforms(objective, transforms, samples=eot_samples,
-                                              generator=eot_gen)
+    def with_eot(inner: Objective) -> Objective:
+        return ExpectationOverTransforms(inner, transforms, samples=eot_samples,
+                                         generator=eot_gen)
+
+    on_photo = eot and x_region.shape[-2] * x_region.shape[-1] <= EOT_ON_PHOTO_MAX_PIXELS
+    on_crops = with_eot if eot and not on_photo else None
+    objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops)
+                                     for t in targets])
+    if on_photo:  # one draw per step for all targets: they all see the same posted photo
+        objective = with_eot(objective)
     mask = plan.mask.to(x) if plan.mask is not None else None
     if mask is not None:
         objective = MaskedObjective(objective, x_region, mask)
@@ -241,22 +265,39 @@ def quantize_within(
 ) -> Tensor:
     """:func:`attacks.quantize_to_uint8_within` for a photo: 8-bit levels within budget.
 
-    L-inf rounding is per pixel, so it runs in bands of rows: exactly the same result
-    with a band's worth of temporaries instead of a photo's. L2 (with an optional
-    per-pixel ``linf_cap``): every pixel is first rounded within the cap (bands),
+    Works in bands of rows, so a large photo needs a band's worth of temporaries.
+    L-inf rounding is per pixel: bands give exactly the one-call result. L2 (with an
+    optional per-pixel ``linf_cap``): every pixel is first rounded within the cap,
     then the L2 ball is restored over ``region`` (default: the whole photo), where
-    the attack worked; pixels outside it equal ``x`` up to that rounding.
+    the attack worked, band by band: each band gets the share of ``eps**2`` that its
+    own change has of the total, ``eps_b = eps * ||delta_b|| / ||delta||``, so the
+    bands' squares add up to at most ``eps**2`` and each band's change already fits
+    its share before rounding. Pixels outside ``region``, and bands the attack left
+    unchanged, equal ``x`` up to rounding (exactly, for an 8-bit source).
     """
     if norm == "linf":
         return _quantize_linf(x_adv, x, eps)
+    if x_adv.shape[0] > 1:  # the L2 ball is per image
+        return torch.cat([quantize_within(x_adv[i : i + 1], x[i : i + 1], eps, norm,
+                                          linf_cap=linf_cap, region=region)
+                          for i in range(x_adv.shape[0])])
     out = _quantize_linf(x_adv, x, linf_cap if linf_cap is not None else 1.0)
     r = region if region is not None else Box(0, 0, x.shape[-1], x.shape[-2])
-    rows, cols = slice(r.top, r.bottom), slice(r.left, r.right)
-    x_r = x[..., rows, cols]
-    q = quantize_to_uint8_within(x_adv[..., rows, cols], x_r, eps, norm="l2")
-    if linf_cap is not None:  # moves levels toward x only: stays inside the L2 ball
-        q = quantize_to_uint8_within(q, x_r, linf_cap, norm="linf")
-    out[..., rows, cols] = q
+    rows_r, cols_r = slice(r.top, r.bottom), slice(r.left, r.right)
+    x_r, adv_r = x[..., rows_r, cols_r], x_adv[..., rows_r, cols_r]
+    rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, r.width))
+    bands = [slice(top, min(r.height, top + rows)) for top in range(0, r.height, rows)]
+    norms = [float((adv_r[..., b, :] - x_r[..., b, :]).double().square().sum()) for b in bands]
+    total = math.sqrt(sum(norms))
+    for band, sq in zip(bands, norms, strict=True):
+        if sq == 0.0:
+            continue  # unchanged band: already rounded above
+        share = eps * math.sqrt(sq) / max(total, eps)
+        q = quantize_to_uint8_within(adv_r[..., band, :], x_r[..., band, :], share, norm="l2")
+        if linf_cap is not None:  # moves levels toward x only: stays inside the share
+            q = quantize_to_uint8_within(q, x_r[..., band, :], linf_cap, norm="linf")
+        top = r.top + band.start
+        out[..., top : top + q.shape[-2], r.left : r.right] = q
     return out
 
 

@@ -162,6 +162,20 @@ def test_eot_transforms_see_the_photo_region_before_the_crops(
     assert seen.sizes == [(90, 130)] * 3
 
 
+def test_eot_moves_to_the_crops_for_a_very_large_region(
+    cond_target: GeneratorTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A whole 12 MP photo would need a differentiable JPEG of 12 MP at every step.
+    monkeypatch.setattr(pipeline, "EOT_ON_PHOTO_MAX_PIXELS", 100)
+    x = torch.rand(1, 3, 120, 160, generator=torch.Generator().manual_seed(4))
+    boxes = [Box(20, 10, 80, 70), Box(90, 40, 150, 100)]
+    plan = Plan(boxes, [], "used", pipeline.bounding_box(boxes),
+                union_mask(boxes, (120, 160))[..., 10:100, 20:150], [])
+    seen = _SeenSizes()
+    run_protection(x, [cond_target], ifgsm(8 / 255, steps=3), plan, eot=True, transforms=[seen])
+    assert seen.sizes and set(seen.sizes) == {(32, 32)}
+
+
 def test_the_planned_region_starts_on_the_jpeg_grid() -> None:
     target = load_target("stargan.tiny")
     x = load_image(EXAMPLE).rgb
@@ -239,6 +253,21 @@ def test_l2_quantization_with_a_cap_works_in_the_region_only() -> None:
     outside = torch.ones_like(x, dtype=torch.bool)
     outside[..., 16:40, 8:24] = False
     assert torch.equal(q[outside], x[outside])
+
+
+def test_banded_l2_quantization_keeps_the_whole_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(8)
+    x = (torch.rand(2, 3, 40, 30, generator=g) * 255).round() / 255
+    delta = (torch.rand(x.shape, generator=g) - 0.5) * 12 / 255
+    x_adv = (x + delta).clamp(0, 1)
+    radius = float((x_adv[0] - x[0]).norm())  # image 0 on the ball's edge, image 1 inside
+    monkeypatch.setattr(pipeline, "_QUANTIZE_BAND_PIXELS", 30 * 7)  # 6 bands
+    q = quantize_within(x_adv, x, radius, "l2", linf_cap=6 / 255)
+    assert torch.equal((q * 255).round() / 255, q)
+    for i in range(2):
+        assert float((q[i] - x[i]).norm()) <= radius + 1e-5
+    assert float((q - x).abs().max()) <= 6 / 255 + 1e-6
+    assert float((q - x_adv).abs().max()) <= 1 / 255 + 1e-6  # rounding, not a new image
 
 
 def test_banded_ssim_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
