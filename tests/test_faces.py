@@ -148,18 +148,23 @@ class _SeenSizes:
         return apply
 
 
-def test_eot_transforms_see_the_photo_region_before_the_crops(
-    cond_target: GeneratorTarget,
-) -> None:
-    # A posted photo is recompressed before anyone crops the face: EOT must act on
-    # the region of the photo, not on the already-resized 32x32 crops.
+def _eot_input_sizes(target: GeneratorTarget) -> list[tuple[int, int]]:
+    """Protect two face boxes of a 160x120 photo with EOT; the sizes EOT transformed."""
     x = torch.rand(1, 3, 120, 160, generator=torch.Generator().manual_seed(4))
     boxes = [Box(20, 10, 80, 70), Box(90, 40, 150, 100)]
     plan = Plan(boxes, [], "used", pipeline.bounding_box(boxes),
                 union_mask(boxes, (120, 160))[..., 10:100, 20:150], [])
     seen = _SeenSizes()
-    run_protection(x, [cond_target], ifgsm(8 / 255, steps=3), plan, eot=True, transforms=[seen])
-    assert seen.sizes == [(90, 130)] * 3
+    run_protection(x, [target], ifgsm(8 / 255, steps=3), plan, eot=True, transforms=[seen])
+    return seen.sizes
+
+
+def test_eot_transforms_see_the_photo_region_before_the_crops(
+    cond_target: GeneratorTarget,
+) -> None:
+    # A posted photo is recompressed before anyone crops the face: EOT must act on
+    # the region of the photo, not on the already-resized 32x32 crops.
+    assert _eot_input_sizes(cond_target) == [(90, 130)] * 3
 
 
 def test_eot_moves_to_the_crops_for_a_very_large_region(
@@ -167,13 +172,8 @@ def test_eot_moves_to_the_crops_for_a_very_large_region(
 ) -> None:
     # A whole 12 MP photo would need a differentiable JPEG of 12 MP at every step.
     monkeypatch.setattr(pipeline, "EOT_ON_PHOTO_MAX_PIXELS", 100)
-    x = torch.rand(1, 3, 120, 160, generator=torch.Generator().manual_seed(4))
-    boxes = [Box(20, 10, 80, 70), Box(90, 40, 150, 100)]
-    plan = Plan(boxes, [], "used", pipeline.bounding_box(boxes),
-                union_mask(boxes, (120, 160))[..., 10:100, 20:150], [])
-    seen = _SeenSizes()
-    run_protection(x, [cond_target], ifgsm(8 / 255, steps=3), plan, eot=True, transforms=[seen])
-    assert seen.sizes and set(seen.sizes) == {(32, 32)}
+    sizes = _eot_input_sizes(cond_target)
+    assert sizes and set(sizes) == {(32, 32)}
 
 
 def test_the_planned_region_starts_on_the_jpeg_grid() -> None:
