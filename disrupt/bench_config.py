@@ -54,7 +54,10 @@ class BenchConfig:
     Measurement: ``channels``, ``evaluate_on``, ``threshold`` (Ruiz MSE on ``[-1,1]``),
     ``semantic`` (use evaluators where installed). Execution: ``seed``, ``device``,
     ``threads`` (``None`` keeps torch's), ``batch_size``, ``grid_rows`` (cells drawn in
-    the image grid).
+    the image grid). ``strengths`` adds, per target, one cell per strength preset
+    (``"low"``, ``"mid"``, ``"high"``): each image protected by
+    :func:`disrupt.protect` at that preset (PSNR floor, cap, EOT; whole image, no face
+    search), named ``preset:<strength>`` in the attack column.
     """
 
     images: Path | None = None
@@ -70,6 +73,7 @@ class BenchConfig:
     steps: tuple[int, ...] = (10,)
     alpha: float | None = None
     objectives: tuple[str, ...] = ("away",)
+    strengths: tuple[str, ...] = ()
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     threshold: float = RUIZ_THRESHOLD
     semantic: bool = True
@@ -170,7 +174,8 @@ def config_from_mapping(
                 raise ConfigError(f"celeba_crop: expected true or false, got {value!r}")
             if value:
                 changes["center_crop"], changes["resize"] = CELEBA_CROP
-        elif key in ("targets", "evaluate_on", "attacks", "objectives", "channels"):
+        elif key in ("targets", "evaluate_on", "attacks", "objectives", "channels",
+                     "strengths"):
             changes[key] = _strings(value, key)
         elif key == "weights":
             if not isinstance(value, Mapping):
@@ -211,8 +216,14 @@ def _validate(cfg: BenchConfig) -> None:
     if bad or not cfg.objectives:
         raise ConfigError(f"objectives: unknown {bad or '(none)'}; choose from "
                           + ", ".join(OBJECTIVES))
-    if not cfg.attacks:
-        raise ConfigError("attacks: give at least one attack")
+    from disrupt.presets import STRENGTHS
+
+    bad_strengths = [v for v in cfg.strengths if v not in STRENGTHS]
+    if bad_strengths:
+        raise ConfigError(f"strengths: unknown {bad_strengths}; choose from "
+                          + ", ".join(STRENGTHS))
+    if not cfg.attacks and not cfg.strengths:
+        raise ConfigError("attacks: give at least one attack (or a strength preset)")
     for name in cfg.attacks:
         try:
             attack_info(name)

@@ -54,6 +54,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from attacks import Objective, attack_info, create_attack, quantize_to_uint8_within
+from disrupt.api import protect
 from disrupt.bench_config import (
     OBJECTIVES,
     BenchConfig,
@@ -72,6 +73,7 @@ from disrupt.objectives import (
     JointConditions,
     TowardOutput,
 )
+from disrupt.presets import STRENGTHS
 from disrupt.robust import SpreadSpectrum
 from disrupt.semantic import SemanticJudge
 from targets.base import Target
@@ -94,6 +96,7 @@ CACHE_VERSION = 1  # bump when what a cell stores changes
 PSNR_CAP = 100.0  # dB reported for identical outputs (PSNR is +inf there)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ALL_CONDITIONS = "all"
+PRESET_PREFIX = "preset:"  # attack name of a strength-preset cell: "preset:mid"
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: cells finished so far, cells in the grid, the next cell."""
@@ -159,6 +162,8 @@ class Cell:
     """One grid point: protect against ``target`` with ``attack`` at budget ``eps``.
 
     ``alpha`` is the step size actually used; ``steps`` is 1 for single-step attacks.
+    A strength-preset cell has ``attack = "preset:<strength>"``, ``eps`` the preset's
+    per-pixel cap and ``alpha = 0`` (its L2 step is set per image by the preset).
     """
 
     target: str
@@ -212,6 +217,10 @@ def build_cells(cfg: BenchConfig, target_names: Sequence[str]) -> list[Cell]:
                         cell = Cell(target, attack, eps, atk.steps, atk.alpha, objective)
                         if cell not in cells:
                             cells.append(cell)
+        for strength in cfg.strengths:
+            preset = STRENGTHS[strength]
+            cells.append(Cell(target, PRESET_PREFIX + strength, preset.eps, preset.steps, 0.0,
+                              "away"))
     return cells
 
 
@@ -415,7 +424,8 @@ class _Runner:
         rows: list[dict[str, Any]] = []
         per_image: list[dict[str, Any]] = []
         target = self.targets[cell.target]
-        attack = make_attack(cell)
+        preset = cell.attack.removeprefix(PRESET_PREFIX) if cell.attack.startswith(
+            PRESET_PREFIX) else None
         started = time.perf_counter()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed)  # stochastic generators draw from it
@@ -424,10 +434,18 @@ class _Runner:
                 x = torch.cat([im.x for im in batch]).to(self.device)
                 t0 = time.perf_counter()
                 variants = []
-                for condition, objective in make_objectives(cell.objective, target, x):
-                    x_adv = attack(x, objective, generator=gen)
-                    variants.append((condition, quantize_to_uint8_within(x_adv, x, cell.eps,
-                                                                         norm=attack.norm)))
+                if preset is not None:  # protect() image by image, as a user would
+                    q = torch.cat([protect(x[i:i + 1], targets=[target], strength=preset,
+                                           faces=False, seed=self.cfg.seed,
+                                           device=self.device).image.to(self.device)
+                                   for i in range(x.shape[0])])
+                    variants.append((ALL_CONDITIONS, q))
+                else:
+                    attack = make_attack(cell)
+                    for condition, objective in make_objectives(cell.objective, target, x):
+                        x_adv = attack(x, objective, generator=gen)
+                        variants.append((condition, quantize_to_uint8_within(
+                            x_adv, x, cell.eps, norm=attack.norm)))
                 seconds = (time.perf_counter() - t0) / len(batch)
                 for condition, q in variants:
                     saved = torch.cat([

@@ -467,6 +467,9 @@ def bench(
     alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 1/255.")] = None,
     objective: Annotated[list[str] | None, typer.Option(
         help="away, joint, iterative, specific, toward, spread (repeatable).")] = None,
+    strength: Annotated[list[str] | None, typer.Option(
+        help="Also protect() each image at this preset, per target: low, mid, high "
+             "(repeatable; a cell 'preset:NAME').")] = None,
     channel: Annotated[list[str] | None, typer.Option(
         help="none, jpeg:Q, resize:S, blur:SIGMA (repeatable).")] = None,
     start: Annotated[str | None, typer.Option(help="First file name to use.")] = None,
@@ -509,7 +512,8 @@ def bench(
         overrides = _bench_overrides({
             "images": images, "targets": target, "weights": weight_pairs or None,
             "evaluate_on": evaluate_on, "attacks": attack, "eps": eps, "steps": steps,
-            "alpha": alpha, "objectives": objective, "channels": channel, "start": start,
+            "alpha": alpha, "objectives": objective, "strengths": strength,
+            "channels": channel, "start": start,
             "limit": limit, "center_crop": center_crop, "resize": resize,
             "celeba_crop": celeba_crop, "seed": seed, "threads": threads,
             "batch_size": batch_size, "device": _auto_device(device) if device else None,

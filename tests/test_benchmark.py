@@ -82,6 +82,20 @@ def test_grid_writes_every_output_with_the_expected_cells(photos: Path, tmp_path
     assert 0 < np.abs(saved - clean).max() <= 4
 
 
+def test_strength_presets_are_cells_of_the_grid(photos: Path, tmp_path: Path) -> None:
+    cfg = _config(photos, attacks=[], strengths=["low"], channels=["none"])
+    assert [c.attack for c in build_cells(cfg, ["stargan.tiny"])] == ["preset:low"]
+    result = run_benchmark(cfg, tmp_path, write=False)
+    images = result.images
+    assert len(images) == 2 and all(r["attack"] == "preset:low" for r in images)
+    # protect() at low: PSNR floor 37 dB, cap 8/255, on every image as saved.
+    assert all(37 - 1e-3 <= r["image_psnr"] < 38 for r in images)
+    assert all(r["image_linf_255"] <= 8 + 1e-4 for r in images)
+    assert {r["attack"] for r in result.rows} == {"preset:low"}
+    with pytest.raises(ConfigError, match="strengths"):
+        _config(photos, strengths=["extreme"])
+
+
 def test_rerun_skips_finished_cells(photos: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
@@ -204,6 +218,15 @@ def test_paper_protocol_config_is_valid() -> None:
     assert len(cells) == 3 * 4  # fgsm, ifgsm, pgd x specific, iterative, joint, spread
     assert {c.alpha for c in cells if c.attack != "fgsm"} == {0.005}
     assert {c.steps for c in cells if c.attack == "fgsm"} == {1}
+
+
+def test_presets_config_is_valid() -> None:
+    cfg = load_config(REPO / "benchmarks" / "presets.toml")
+    assert cfg.attacks == () and cfg.strengths == ("low", "mid")
+    assert (cfg.center_crop, cfg.resize, cfg.start) == (89, None, "009401.jpg")
+    cells = build_cells(cfg, cfg.targets)
+    assert [c.attack for c in cells[:2]] == ["preset:low", "preset:mid"]
+    assert len(cells) == 2 * len(cfg.targets)
 
 
 def test_celeba_crop_matches_center_crop_then_resize(tmp_path: Path) -> None:
