@@ -28,6 +28,7 @@ statistics and the face-swap model has no normalisation, so both modes agree).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -237,6 +238,34 @@ def _paths(name: str, weights: Path | None) -> tuple[Path, Path]:
     return weights, weights.with_suffix(".json")
 
 
+def shards_digest(shard_sha256s: Sequence[str]) -> str:
+    """The card's ``sha256`` of a sharded model: sha256 of its shards' hex digests, in order."""
+    return hashlib.sha256("".join(shard_sha256s).encode("ascii")).hexdigest()
+
+
+def weight_files(card: Mapping[str, Any], cpath: Path, wpath: Path) -> list[tuple[Path, str]]:
+    """``(path, sha256)`` of every file holding a model's weights, as its card lists them.
+
+    A card with ``shards`` (bundled files are kept under 4 MiB each, see
+    :func:`targets.training.common.save_fp16_shards`) names files beside the card;
+    its ``sha256`` must equal :func:`shards_digest` of theirs. Otherwise the one file
+    is ``wpath``, checked against the card's ``sha256``.
+    """
+    sha = card.get("sha256")
+    if not isinstance(sha, str):
+        raise CheckpointError(f"model card {cpath} has no sha256")
+    shards = card.get("shards")
+    if shards is None:
+        return [(wpath, sha)]
+    if not (isinstance(shards, list) and shards
+            and all(isinstance(s, Mapping) and isinstance(s.get("file"), str)
+                    and isinstance(s.get("sha256"), str) for s in shards)):
+        raise CheckpointError(f"model card {cpath}: shards must list file and sha256")
+    if shards_digest([s["sha256"] for s in shards]) != sha:
+        raise CheckpointError(f"model card {cpath}: sha256 does not match its shards")
+    return [(cpath.parent / s["file"], s["sha256"]) for s in shards]
+
+
 def load_fp16_state(path: Path, expected_sha256: str | None) -> dict[str, Tensor]:
     """Read a safetensors file (after checking its sha256), floating tensors as fp32."""
     if expected_sha256 is not None:
@@ -254,7 +283,12 @@ def weights_installed(name: str, weights: Path | None = None) -> bool:
     if name not in SPECS:
         return False
     wpath, cpath = _paths(name, weights)
-    return wpath.exists() and cpath.exists()
+    if not cpath.exists():
+        return False
+    try:
+        return all(p.exists() for p, _ in weight_files(read_card(cpath), cpath, wpath))
+    except CheckpointError:
+        return False
 
 
 def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
@@ -268,12 +302,13 @@ def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     if name not in SPECS:
         raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
     wpath, cpath = _paths(name, weights)
-    if not wpath.exists():
+    if not cpath.exists():
         raise CheckpointError(f"bundled weights for {name} are not installed at {wpath}")
     card = read_card(cpath)
-    sha = card.get("sha256")
-    if not isinstance(sha, str):
-        raise CheckpointError(f"model card {cpath} has no sha256")
+    files = weight_files(card, cpath, wpath)
+    for path, _ in files:
+        if not path.exists():
+            raise CheckpointError(f"bundled weights for {name} are not installed at {path}")
     arch = card.get("architecture")
     if not isinstance(arch, Mapping):
         raise CheckpointError(f"model card {cpath} has no architecture")
@@ -281,7 +316,10 @@ def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     if mode not in ("train", "eval"):
         raise CheckpointError(f"model card {cpath}: inference_mode must be train or eval")
     net = build_network(name, arch)
-    load_state_dict_strict(net, load_fp16_state(wpath, sha), wpath)
+    state: dict[str, Tensor] = {}
+    for path, sha in files:
+        state.update(load_fp16_state(path, sha))
+    load_state_dict_strict(net, state, wpath)
     return make_target(name, net, cast(Mode, mode))
 
 

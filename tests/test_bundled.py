@@ -14,12 +14,20 @@ from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.evaluation import measure_disruption, target_outputs
 from targets import CheckpointError, load_target, target_info
-from targets.bundled import BUNDLED_DEFAULT, WEIGHTS_DIR, load_evaluator_for
+from targets.bundled import (
+    BUNDLED_DEFAULT,
+    WEIGHTS_DIR,
+    load_evaluator_for,
+    load_fp16_state,
+    weight_files,
+)
 from targets.checkpoints import sha256_of
+from targets.training.common import MAX_SHARD_BYTES, save_fp16_shards
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CARD_FIELDS = ("name", "file", "sha256", "architecture", "data", "licence", "training", "quality")
 MAX_BUNDLE_BYTES = 30 * 1024 * 1024
+MAX_FILE_BYTES = 5 * 1000 * 1000  # no tracked file over 5 MB
 
 
 def _card(name: str) -> dict:  # type: ignore[type-arg]
@@ -46,7 +54,10 @@ def test_card_and_checksum(name: str) -> None:
         assert field in card, f"{name} card lacks {field}"
     assert "non-commercial" in card["licence"].lower()
     assert card["training"]["iterations"] > 0 and card["training"]["hardware"]
-    assert sha256_of(WEIGHTS_DIR / card["file"]) == card["sha256"]
+    cpath = WEIGHTS_DIR / Path(card["file"]).with_suffix(".json")
+    for path, sha in weight_files(card, cpath, WEIGHTS_DIR / card["file"]):
+        assert sha256_of(path) == sha
+        assert path.stat().st_size <= MAX_FILE_BYTES  # big models are stored in shards
     assert (WEIGHTS_DIR / card["file"]).with_suffix(".md").exists()
 
 
@@ -62,6 +73,37 @@ def test_tampered_weights_fail_loudly(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
         bundled.load_bundled("stargan.celeba64")
+
+
+def test_a_tampered_shard_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import targets.bundled as bundled
+
+    for f in WEIGHTS_DIR.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    card = _card("attgan.celeba64")
+    assert len(card["shards"]) == 2
+    shard = tmp_path / card["shards"][1]["file"]
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="sha256"):
+        bundled.load_bundled("attgan.celeba64")
+    shard.unlink()
+    assert not bundled.weights_installed("attgan.celeba64")
+    with pytest.raises(CheckpointError, match="not installed"):
+        bundled.load_bundled("attgan.celeba64")
+
+
+def test_shards_split_a_state_dict_and_load_back(tmp_path: Path) -> None:
+    state = {f"w{i}": torch.full((100,), float(i)) for i in range(5)}  # 200 bytes each in fp16
+    files = save_fp16_shards(state, tmp_path / "m.safetensors", max_bytes=450)
+    assert [f.name for f in files] == [f"m-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    merged = {k: v for f in files for k, v in load_fp16_state(f, None).items()}
+    assert list(merged) == list(state)
+    assert all(torch.equal(merged[k], state[k]) for k in state)
+    assert save_fp16_shards(state, tmp_path / "one.safetensors") == [tmp_path / "one.safetensors"]
+    assert MAX_SHARD_BYTES < MAX_FILE_BYTES
 
 
 def _celeba_faces(n: int = 4) -> torch.Tensor:

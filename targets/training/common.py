@@ -123,6 +123,38 @@ def save_fp16_safetensors(tensors: Mapping[str, Tensor], path: Path,
     tmp.replace(path)
 
 
+#: Largest bundled weights file: bigger state dicts are split into shards.
+MAX_SHARD_BYTES = 4 << 20
+
+
+def save_fp16_shards(tensors: Mapping[str, Tensor], path: Path,
+                     metadata: Mapping[str, str] | None = None,
+                     max_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+    """:func:`save_fp16_safetensors`, split into shards of at most ``max_bytes`` each.
+
+    A state dict that fits is written to ``path`` itself; a bigger one to
+    ``<stem>-00001-of-0000N.safetensors`` beside it (whole tensors, in key order; a
+    single tensor over ``max_bytes`` gets a shard of its own). Returns the files.
+    """
+    groups: list[dict[str, Tensor]] = [{}]
+    size = 0
+    for key, value in tensors.items():
+        nbytes = value.numel() * (2 if value.is_floating_point() else value.element_size())
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][key] = value
+        size += nbytes
+    if len(groups) == 1:
+        save_fp16_safetensors(tensors, path, metadata)
+        return [path]
+    paths = [path.with_name(f"{path.stem}-{i + 1:05d}-of-{len(groups):05d}{path.suffix}")
+             for i in range(len(groups))]
+    for group, shard in zip(groups, paths, strict=True):
+        save_fp16_safetensors(group, shard, metadata)
+    return paths
+
+
 def write_json(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

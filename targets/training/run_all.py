@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from targets.checkpoints import sha256_of
-from targets.training.common import save_fp16_safetensors, write_json
+from targets.training.common import save_fp16_shards, write_json
 
 DATA_LICENCE = (
     "Non-commercial research use only. Trained on {data}, whose terms permit "
@@ -196,15 +196,14 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
         state = _load_fp32(run / gen.get("file", "final.pt"))
     net = build_network(name, arch)
     load_state_dict_strict(net, state, run)  # the exported keys fit the shipped network
-    wpath = weights_dir / spec.file
-    save_fp16_safetensors(state, wpath, {"name": name, "format": "fp16 state dict"})
+    files = save_fp16_shards(state, weights_dir / spec.file,
+                             {"name": name, "format": "fp16 state dict"})
     dataset = info["dataset"]
     card: dict[str, Any] = {
         "name": name,
         "description": spec.description,
         "file": spec.file,
-        "sha256": sha256_of(wpath),
-        "size_bytes": wpath.stat().st_size,
+        **weights_entry(files),
         "parameters": sum(p.numel() for p in net.parameters()),
         "architecture": arch,
         "paper": PAPERS[name],
@@ -235,6 +234,20 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     }
     write_json(card, weights_dir / spec.card_file)
     return card
+
+
+def weights_entry(files: list[Path]) -> dict[str, Any]:
+    """The card's ``sha256`` and ``size_bytes`` for the written files, plus ``shards``
+    when there are several (see :func:`targets.bundled.shards_digest`)."""
+    from targets.bundled import shards_digest
+
+    if len(files) == 1:
+        return {"sha256": sha256_of(files[0]), "size_bytes": files[0].stat().st_size}
+    digests = [sha256_of(f) for f in files]
+    sizes = [f.stat().st_size for f in files]
+    shards = [{"file": f.name, "sha256": d, "size_bytes": n}
+              for f, d, n in zip(files, digests, sizes, strict=True)]
+    return {"sha256": shards_digest(digests), "size_bytes": sum(sizes), "shards": shards}
 
 
 def export_evaluator(kind: str, out: Path, weights_dir: Path) -> dict[str, Any]:
@@ -285,7 +298,10 @@ def markdown_card(card: dict[str, Any]) -> str:
     if "architecture" in card:
         lines += ["## Architecture", "", "```json", json.dumps(card["architecture"], indent=2),
                   "```", "", f"Parameters: {card.get('parameters')}; file `{card['file']}` "
-                  f"({card['size_bytes'] / 2**20:.2f} MiB, fp16), sha256 `{card['sha256']}`.", ""]
+                  f"({card['size_bytes'] / 2**20:.2f} MiB, fp16), sha256 `{card['sha256']}`"
+                  + (", stored as " + ", ".join(f"`{s['file']}`" for s in card["shards"])
+                     + " (the sha256 above is over the shards' sha256s)"
+                     if "shards" in card else "") + ".", ""]
     if "inference_mode" in card:
         note = card.get("inference_mode_note", "")
         lines += [f"Inference mode: `{card['inference_mode']}`. {note}",
