@@ -285,8 +285,7 @@ def quantize_within(
     r = region if region is not None else Box(0, 0, x.shape[-1], x.shape[-2])
     rows_r, cols_r = slice(r.top, r.bottom), slice(r.left, r.right)
     x_r, adv_r = x[..., rows_r, cols_r], x_adv[..., rows_r, cols_r]
-    rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, r.width))
-    bands = [slice(top, min(r.height, top + rows)) for top in range(0, r.height, rows)]
+    bands = _row_bands(r.height, r.width)
     norms = [float((adv_r[..., b, :] - x_r[..., b, :]).double().square().sum()) for b in bands]
     total = math.sqrt(sum(norms))
     for band, sq in zip(bands, norms, strict=True):
@@ -301,14 +300,18 @@ def quantize_within(
     return out
 
 
+def _row_bands(height: int, width: int) -> list[slice]:
+    """Bands of whole rows of at most :data:`_QUANTIZE_BAND_PIXELS` pixels (one row at least)."""
+    rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, width))
+    return [slice(top, min(height, top + rows)) for top in range(0, height, rows)]
+
+
 def _quantize_linf(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
-    h, w = x.shape[-2:]
-    rows = max(1, _QUANTIZE_BAND_PIXELS // max(1, w))
-    if h <= rows:
+    bands = _row_bands(*x.shape[-2:])
+    if len(bands) == 1:
         return quantize_to_uint8_within(x_adv, x, eps, norm="linf")
     out = torch.empty_like(x_adv)
-    for top in range(0, h, rows):
-        band = slice(top, min(h, top + rows))
+    for band in bands:
         out[..., band, :] = quantize_to_uint8_within(x_adv[..., band, :], x[..., band, :], eps,
                                                      norm="linf")
     return out
