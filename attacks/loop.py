@@ -181,7 +181,7 @@ def run_attack(
             delta = project(start.detach().to(x0) - x0, eps, norm, linf_cap)
         else:
             delta = random_delta(x0, eps, norm, generator) if random_start else None
-            if delta is not None:
+            if delta is not None and linf_cap is not None:  # the ball's draw may exceed the cap
                 delta = project(delta, eps, norm, linf_cap)
         x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
     momentum = torch.zeros_like(x0) if decay > 0 else None

@@ -60,11 +60,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    import torch
-
     from disrupt.api import protect
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     targets = args.target or ["stargan.tiny", "attgan.tiny"]
     with tempfile.TemporaryDirectory() as tmp:
         photo = make_photo(Path(tmp) / "large.png")

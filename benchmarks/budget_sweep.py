@@ -31,13 +31,13 @@ from default_protection import (  # type: ignore[import-not-found]
     parse_face_options,
 )
 
-from attacks import create_attack
+from attacks import Objective, create_attack
 from disrupt.channels import parse_channel
 from disrupt.evaluation import measure_disruption
 from disrupt.metrics import psnr
 from disrupt.objectives import AwayFromClean
 from disrupt.pipeline import quantize_within
-from disrupt.presets import Budget
+from disrupt.presets import psnr_floor_attack
 from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms
 from targets import load_target
 
@@ -51,7 +51,7 @@ def main() -> None:
                         help="PSNR floor in dB: PGD under that L2 budget, capped at --eps")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--eot", choices=("none", "jpeg"), default="none")
-    add_face_options(parser, limit=8)
+    add_face_options(parser, limit=8, strength=False)
     args = parse_face_options(parser)
 
     x = torch.cat([celeba_crop(args.images / f"{i:06d}.jpg")
@@ -60,21 +60,20 @@ def main() -> None:
     rows = []
     for name in args.target:
         target = load_target(name)
+        away = AwayFromClean(target, x)  # the clean outputs, once per target
         for eps_255 in args.eps:
             eps = eps_255 / 255
-            objective = AwayFromClean(target, x)
+            objective: Objective = away
             if args.eot == "jpeg":
                 objective = ExpectationOverTransforms(
-                    objective, JPEG_EOT_TRANSFORMS,
+                    away, JPEG_EOT_TRANSFORMS,
                     generator=torch.Generator().manual_seed(args.seed + 1))
             attack = create_attack("pgd", eps=eps, steps=args.steps)
             if args.psnr is not None:  # as protect() does it: see disrupt.presets
-                attack = Budget(attack, False, 1, "sweep", args.psnr).attack_for(x[0].numel())
+                attack = psnr_floor_attack(attack, args.psnr, x[0].numel())
             start = time.perf_counter()
             adv = attack(x, objective, generator=torch.Generator().manual_seed(args.seed))
-            adv = torch.cat([quantize_within(adv[b:b + 1], x[b:b + 1], attack.eps, attack.norm,
-                                             linf_cap=attack.linf_cap)
-                             for b in range(x.shape[0])])
+            adv = quantize_within(adv, x, attack.eps, attack.norm, linf_cap=attack.linf_cap)
             seconds = time.perf_counter() - start
             cells = {}
             for channel in channels:

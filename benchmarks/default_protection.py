@@ -44,12 +44,14 @@ def celeba_crop(path: Path) -> torch.Tensor:
 
 
 def add_face_options(parser: argparse.ArgumentParser, *, first: int = 9401,
-                     limit: int = 100) -> None:
-    """The options every face benchmark shares: which CelebA faces, seed, threads, output."""
+                     limit: int = 100, strength: bool = True) -> None:
+    """The options every face benchmark shares: which CelebA faces, the strength
+    preset (unless ``strength=False``), seed, threads, output."""
     parser.add_argument("--images", type=Path, required=True, help="CelebA image folder")
     parser.add_argument("--first", type=int, default=first, help="first image number")
     parser.add_argument("--limit", type=int, default=limit, help="how many faces")
-    parser.add_argument("--strength", default="mid")
+    if strength:
+        parser.add_argument("--strength", default="mid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=None, help="JSON results")

@@ -31,8 +31,8 @@ from default_protection import (  # type: ignore[import-not-found]
 from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.evaluation import measure_disruption
-from disrupt.pipeline import plan_protection, quantize_within, run_protection
-from disrupt.presets import STRENGTHS, resolve_budget
+from disrupt.pipeline import perturb, plan_protection
+from disrupt.presets import resolve_budget
 from disrupt.robust import JPEG_EOT_TRANSFORMS, InputDiversity
 from targets import load_target
 from targets.base import Target
@@ -43,16 +43,9 @@ DIVERSE_TRANSFORMS = (*JPEG_EOT_TRANSFORMS, InputDiversity(ratio=1.1, probabilit
 
 def protect_mi_di(x: torch.Tensor, seen: list[Target], strength: str, seed: int) -> torch.Tensor:
     """The default protection with MI-FGSM and input diversity: the 8-bit image."""
-    preset = STRENGTHS[strength]
-    budget = resolve_budget(strength, attack="mifgsm")
-    plan = plan_protection(x, seen)
-    attack = budget.attack_for(3 * plan.protected_pixels)
-    adv = run_protection(x, seen, attack, plan, eot=True,
-                         eot_samples=preset.eot_samples, transforms=DIVERSE_TRANSFORMS,
-                         generator=torch.Generator().manual_seed(seed),
-                         eot_generator=torch.Generator().manual_seed(seed + 1))
-    return quantize_within(adv, x, attack.eps, attack.norm, linf_cap=attack.linf_cap,
-                           region=plan.region)
+    budget = resolve_budget(strength, attack="mifgsm", eot=True)  # DI is drawn with EOT
+    return perturb(x, seen, budget, plan_protection(x, seen), seed=seed,
+                   transforms=DIVERSE_TRANSFORMS)[0]
 
 
 def main() -> None:

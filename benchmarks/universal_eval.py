@@ -62,7 +62,7 @@ def main() -> None:
 
     names = default_targets()
     targets = [load_target(n) for n in names]
-    delta = load_universal(str(args.universal))
+    delta = load_universal(args.universal)
     cap = STRENGTHS[args.strength].eps
     if float(delta.abs().max()) > cap + 1e-6:
         parser.error(f"{args.universal}: perturbation exceeds the {args.strength} budget")

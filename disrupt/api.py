@@ -30,13 +30,7 @@ from disrupt.imaging import (
 )
 from disrupt.masking import load_mask
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
-from disrupt.pipeline import (
-    Plan,
-    evaluation_targets,
-    plan_protection,
-    quantize_within,
-    run_protection,
-)
+from disrupt.pipeline import evaluation_targets, perturb, plan_protection
 from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
 from disrupt.universal import load_universal
 from targets import Target, load_target
@@ -180,14 +174,6 @@ def resolve_targets(
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 
 
-def _measure_saved(result: ProtectResult, saved: Path, chosen: Sequence[Target], plan: Plan,
-                   x: Tensor, seed: int) -> None:
-    reloaded = reload_saved(saved).to(x.device)
-    result.perceptibility = {k: float(v[0]) for k, v in perceptibility(reloaded, x).items()}
-    result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, reloaded,
-                                           seed=seed)[0]
-
-
 def protect(
     image: ImageInput,
     *,
@@ -218,9 +204,9 @@ def protect(
             bundled set (every model, every condition).
         weights: checkpoint path per target name, for targets that need one.
         strength: ``"low"``, ``"mid"`` (default) or ``"high"``: a budget preset
-            (eps 4/8/12 /255, PGD 10/20/40 steps, EOT off/on/on; see
-            :mod:`disrupt.presets`). ``attack``, ``eps``, ``steps``, ``alpha`` and
-            ``eot`` given explicitly override the preset's value.
+            (PSNR floor, largest change, PGD steps and EOT; the table is in
+            :mod:`disrupt.presets`). ``attack``, ``eps``, ``steps``, ``alpha``, ``eot``
+            and ``psnr`` given explicitly override the preset's value.
         attack: attack name (``fgsm``, ``ifgsm``, ``pgd``, ``mifgsm``, plugins) or an
             :class:`~attacks.Attack` (which keeps its own eps, steps and alpha).
         eps: the largest change of any pixel, in ``[0, 1]`` units (with ``psnr=0``
@@ -230,8 +216,8 @@ def protect(
         eot: expectation over JPEG recompression (quality 50-95) of the photo, before
             the face crops (:data:`disrupt.robust.JPEG_EOT_TRANSFORMS`).
         psnr: PSNR floor in dB over the pixels the attack may change (an L2 budget,
-            with ``eps`` as the per-pixel cap); ``None``: the preset's (37/33/30 dB
-            for low/mid/high); ``0``: no floor, plain L-inf at ``eps``.
+            with ``eps`` as the per-pixel cap); ``None``: the preset's; ``0``: no floor,
+            plain L-inf at ``eps``.
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
@@ -272,33 +258,15 @@ def protect(
             t.to(dev)
     x = source.rgb.to(dev)
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
-    atk = budget.attack_for(3 * plan.protected_pixels)
-
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        # Seed the global RNG too: stochastic generators (pix2pix dropout) draw from it.
-        torch.manual_seed(seed)
-        gen = torch.Generator(device=dev).manual_seed(seed)
-
-        def on_step(step: int, _x: Tensor) -> None:
-            if progress is not None:
-                progress(step + 1, atk.steps)
-
-        x_adv = run_protection(
-            x, chosen, atk, plan, eot=budget.eot, eot_samples=budget.eot_samples,
-            universal=start_delta, generator=gen,
-            eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
-        )
-    protected = quantize_within(x_adv, x, atk.eps, norm=atk.norm, linf_cap=atk.linf_cap,
-                                region=plan.region)
-
+    protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
+                             progress=progress)
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
         attack=atk,
         targets=[t.name for t in chosen],
-        perceptibility={k: float(v[0]) for k, v in perceptibility(protected, x).items()},
-        disruption=measure_disruption(evaluation_targets(chosen, plan), x, protected,
-                                      seed=seed)[0],
+        perceptibility={},
+        disruption=[],
         seconds=0.0,
         seed=seed,
         strength=budget.strength,
@@ -309,11 +277,15 @@ def protect(
         universal=start_delta is not None,
         psnr_floor=budget.psnr,
     )
+    measured = protected
     if output is not None:
         saved = result.save(output, overwrite=overwrite)
         if saved.suffix.lower() in LOSSY_SUFFIXES:
             # Measure what the user gets: the lossy file as written, not the tensor.
-            _measure_saved(result, saved, chosen, plan, x, seed)
+            measured = reload_saved(saved).to(x.device)
+    result.perceptibility = {k: float(v[0]) for k, v in perceptibility(measured, x).items()}
+    result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, measured,
+                                           seed=seed)[0]
     result.seconds = time.perf_counter() - started
     log.debug("protected %s in %.2fs", source.path, result.seconds)
     return result

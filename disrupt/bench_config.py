@@ -21,6 +21,7 @@ from typing import Any
 from attacks import attack_info
 from disrupt.channels import DEFAULT_CHANNELS, parse_channel
 from disrupt.metrics import RUIZ_THRESHOLD
+from disrupt.presets import STRENGTHS
 
 __all__ = [
     "CELEBA_CROP",
@@ -216,8 +217,6 @@ def _validate(cfg: BenchConfig) -> None:
     if bad or not cfg.objectives:
         raise ConfigError(f"objectives: unknown {bad or '(none)'}; choose from "
                           + ", ".join(OBJECTIVES))
-    from disrupt.presets import STRENGTHS
-
     bad_strengths = [v for v in cfg.strengths if v not in STRENGTHS]
     if bad_strengths:
         raise ConfigError(f"strengths: unknown {bad_strengths}; choose from "

@@ -54,7 +54,6 @@ from PIL import Image
 from torch import Tensor, nn
 
 from attacks import Objective, attack_info, create_attack, quantize_to_uint8_within
-from disrupt.api import protect
 from disrupt.bench_config import (
     OBJECTIVES,
     BenchConfig,
@@ -73,7 +72,8 @@ from disrupt.objectives import (
     JointConditions,
     TowardOutput,
 )
-from disrupt.presets import STRENGTHS
+from disrupt.pipeline import perturb, plan_protection
+from disrupt.presets import STRENGTHS, resolve_budget
 from disrupt.robust import SpreadSpectrum
 from disrupt.semantic import SemanticJudge
 from targets.base import Target
@@ -426,6 +426,8 @@ class _Runner:
         target = self.targets[cell.target]
         preset = cell.attack.removeprefix(PRESET_PREFIX) if cell.attack.startswith(
             PRESET_PREFIX) else None
+        attack = make_attack(cell) if preset is None else None
+        budget = resolve_budget(preset) if preset is not None else None
         started = time.perf_counter()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed)  # stochastic generators draw from it
@@ -434,14 +436,13 @@ class _Runner:
                 x = torch.cat([im.x for im in batch]).to(self.device)
                 t0 = time.perf_counter()
                 variants = []
-                if preset is not None:  # protect() image by image, as a user would
-                    q = torch.cat([protect(x[i:i + 1], targets=[target], strength=preset,
-                                           faces=False, seed=self.cfg.seed,
-                                           device=self.device).image.to(self.device)
-                                   for i in range(x.shape[0])])
+                if budget is not None:  # as protect() does it, image by image
+                    q = torch.cat([
+                        perturb(xi, [target], budget, plan_protection(xi, [target], faces=False),
+                                seed=self.cfg.seed)[0]
+                        for xi in x.split(1)])
                     variants.append((ALL_CONDITIONS, q))
-                else:
-                    attack = make_attack(cell)
+                elif attack is not None:
                     for condition, objective in make_objectives(cell.objective, target, x):
                         x_adv = attack(x, objective, generator=gen)
                         variants.append((condition, quantize_to_uint8_within(

@@ -151,8 +151,12 @@ def protect(
     """Write a protected copy of each PHOTO (NAME.protected.png beside it by default)."""
     try:
         eps_value = parse_eps(eps) if eps is not None else None
-        if strength not in ("low", "mid", "high"):
-            raise UsageError(f"--strength must be low, mid or high, got {strength!r}")
+        from disrupt.presets import STRENGTHS
+
+        if strength not in STRENGTHS:
+            *first, last = STRENGTHS
+            raise UsageError(f"--strength must be {', '.join(first)} or {last}, "
+                             f"got {strength!r}")
         alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
         if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
@@ -281,10 +285,11 @@ def _render_region(s: dict[str, Any]) -> str:
 
 
 def _render_budget(a: dict[str, Any]) -> str:
+    from disrupt.presets import describe_budget
+
     if a.get("psnr_floor"):
-        return (f"{a['name']}, PSNR >= {a['psnr_floor']:g} dB over the protected pixels, "
-                f"max change {a['linf_cap_255']:.1f}/255, {a['steps']} steps")
-    return f"{a['name']} eps={a['eps_255']:.1f}/255, {a['steps']} steps"
+        return describe_budget(a["name"], a["linf_cap_255"] / 255, a["steps"], a["psnr_floor"])
+    return describe_budget(a["name"], a["eps"], a["steps"], None)
 
 
 def _render_summary(s: dict[str, Any]) -> str:

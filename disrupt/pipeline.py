@@ -51,6 +51,7 @@ from disrupt.faces import (
 )
 from disrupt.masking import MaskedObjective, apply_mask
 from disrupt.objectives import AwayFromClean, Ensemble
+from disrupt.presets import Budget
 from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
 from disrupt.universal import place_universal
 from targets.base import Target
@@ -60,6 +61,7 @@ __all__ = [
     "FaceStatus",
     "Plan",
     "evaluation_targets",
+    "perturb",
     "plan_protection",
     "quantize_within",
     "run_protection",
@@ -240,6 +242,39 @@ def run_protection(
     out = x.clone()
     out[..., r.top : r.bottom, r.left : r.right] = adv
     return out
+
+
+def perturb(
+    x: Tensor, targets: Sequence[Target], budget: Budget, plan: Plan, *,
+    seed: int = 0, universal: Tensor | None = None,
+    transforms: Sequence[RandomTransform] = JPEG_EOT_TRANSFORMS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Tensor, Attack]:
+    """The attack half of :func:`disrupt.api.protect`: seeded, rounded to 8 bits.
+
+    Runs :func:`run_protection` with ``budget`` (its L2 radius set from the plan's
+    protected pixels) and returns the protected photo ``(1, 3, H, W)`` on the 8-bit
+    grid, within budget, with the attack that made it. ``seed`` seeds the random
+    start, the EOT draws (``seed + 1``) and torch's global RNG for stochastic
+    generators, which is restored afterwards.
+    """
+    attack = budget.attack_for(3 * plan.protected_pixels)
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)  # stochastic generators (pix2pix dropout) draw from it
+
+        def on_step(step: int, _scores: Tensor) -> None:
+            if progress is not None:
+                progress(step + 1, attack.steps)
+
+        x_adv = run_protection(
+            x, targets, attack, plan, eot=budget.eot, eot_samples=budget.eot_samples,
+            transforms=transforms, universal=universal,
+            generator=torch.Generator(device=x.device).manual_seed(seed),
+            eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
+        )
+    protected = quantize_within(x_adv, x, attack.eps, norm=attack.norm,
+                                linf_cap=attack.linf_cap, region=plan.region)
+    return protected, attack
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from attacks import Attack, attack_info, create_attack
+from attacks import Attack, attack_info, create_attack, default_alpha
 
 __all__ = [
     "DEFAULT_STRENGTH",
@@ -59,7 +59,9 @@ __all__ = [
     "Budget",
     "Strength",
     "StrengthPreset",
+    "describe_budget",
     "measure_presets",
+    "psnr_floor_attack",
     "resolve_budget",
 ]
 
@@ -112,29 +114,39 @@ class Budget:
     universal: bool = False
 
     def attack_for(self, values: int) -> Attack:
-        """The attack to run on ``values`` changeable values (3 x protected pixels).
-
-        Without a PSNR floor: :attr:`attack` itself. With one: PGD under the L2 radius
-        ``10 ** (-psnr / 20) * sqrt(values)`` (so the change's RMS over those values is
-        at most that PSNR's), ``linf_cap = attack.eps``, step ``2.5 * radius / steps``
-        (a quarter of the radius when refining a universal start).
-        """
+        """The attack to run on ``values`` changeable values (3 x protected pixels):
+        :attr:`attack` itself without a PSNR floor, else :func:`psnr_floor_attack`."""
         if self.psnr is None:
             return self.attack
-        if values < 1:
-            raise ValueError(f"values must be >= 1, got {values}")
-        radius = 10 ** (-self.psnr / 20) * math.sqrt(values)
-        share = 0.25 if self.universal else min(1.0, 2.5 / self.attack.steps)
-        return replace(self.attack, eps=radius, alpha=radius * share, norm="l2",
-                       linf_cap=self.attack.eps)
+        return psnr_floor_attack(self.attack, self.psnr, values, refine=self.universal)
 
     def describe(self) -> str:
-        """One line: ``pgd, PSNR >= 33 dB, max change 16/255, 20 steps``."""
+        """One line: ``pgd, PSNR >= 33 dB over the protected pixels, max change 16.0/255, ...``."""
         a = self.attack
-        if self.psnr is None:
-            return f"{a.name} eps={a.eps * 255:.1f}/255, {a.steps} steps"
-        return (f"{a.name}, PSNR >= {self.psnr:g} dB over the protected pixels, "
-                f"max change {a.eps * 255:.1f}/255, {a.steps} steps")
+        return describe_budget(a.name, a.eps, a.steps, self.psnr)
+
+
+def psnr_floor_attack(attack: Attack, psnr: float, values: int, *, refine: bool = False) -> Attack:
+    """``attack`` (L-inf, its ``eps`` the per-pixel cap) under a PSNR floor over ``values``.
+
+    PGD under the L2 radius ``10 ** (-psnr / 20) * sqrt(values)`` (so the change's RMS
+    over those values is at most that PSNR's), with ``linf_cap = attack.eps`` and the
+    default step for that radius (a quarter of it with ``refine``: a universal start).
+    """
+    if values < 1:
+        raise ValueError(f"values must be >= 1, got {values}")
+    radius = 10 ** (-psnr / 20) * math.sqrt(values)
+    alpha = radius / 4 if refine else default_alpha(radius, attack.steps)
+    return replace(attack, eps=radius, alpha=alpha, norm="l2", linf_cap=attack.eps)
+
+
+def describe_budget(name: str, cap: float, steps: int, psnr: float | None) -> str:
+    """How the CLI names a budget: ``pgd eps=8.0/255, 20 steps`` or, with a PSNR floor,
+    ``pgd, PSNR >= 33 dB over the protected pixels, max change 16.0/255, 20 steps``."""
+    if psnr is None:
+        return f"{name} eps={cap * 255:.1f}/255, {steps} steps"
+    return (f"{name}, PSNR >= {psnr:g} dB over the protected pixels, "
+            f"max change {cap * 255:.1f}/255, {steps} steps")
 
 
 def _accepts(name: str, option: str) -> bool:

@@ -133,8 +133,9 @@ class SpeedRow:
 
     ``protect_s``: :func:`disrupt.protect` with its defaults, end to end (face search,
     EOT, attack, 8-bit projection, measurement; no file I/O). ``attack_s``: our attack
-    loop alone on the whole photo with the default attack settings (no EOT, no
-    faces). ``naive_s``: the research-code loop with those same settings.
+    loop alone on the whole photo with the default preset's steps and L-inf cap
+    as its budget (no PSNR floor, no EOT, no faces). ``naive_s``: the research-code
+    loop with those same settings.
     ``speedup_loop = naive_s / attack_s`` compares the loops at equal work;
     ``speedup_protect = naive_s / protect_s`` compares the research loop with what a
     user actually waits for by default.
