@@ -61,15 +61,20 @@ def test_card_and_checksum(name: str) -> None:
     assert (WEIGHTS_DIR / card["file"]).with_suffix(".md").exists()
 
 
+def _copy_weights_flipping_a_byte(tmp_path: Path, name: str) -> Path:
+    """A copy of the weights folder in ``tmp_path`` with the last byte of ``name`` flipped."""
+    for f in WEIGHTS_DIR.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    data = bytearray((tmp_path / name).read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / name).write_bytes(bytes(data))
+    return tmp_path / name
+
+
 def test_tampered_weights_fail_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import targets.bundled as bundled
 
-    for f in WEIGHTS_DIR.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    weights = tmp_path / _card("stargan.celeba64")["file"]
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    _copy_weights_flipping_a_byte(tmp_path, _card("stargan.celeba64")["file"])
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
         bundled.load_bundled("stargan.celeba64")
@@ -78,14 +83,9 @@ def test_tampered_weights_fail_loudly(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_a_tampered_shard_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import targets.bundled as bundled
 
-    for f in WEIGHTS_DIR.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
     card = _card("attgan.celeba64")
     assert len(card["shards"]) == 2
-    shard = tmp_path / card["shards"][1]["file"]
-    data = bytearray(shard.read_bytes())
-    data[-1] ^= 0xFF
-    shard.write_bytes(bytes(data))
+    shard = _copy_weights_flipping_a_byte(tmp_path, card["shards"][1]["file"])
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
         bundled.load_bundled("attgan.celeba64")
