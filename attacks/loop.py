@@ -102,9 +102,15 @@ def random_delta(
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32)
         return ((2 * u - 1) * eps).to(x)
-    direction = torch.randn(x.shape, generator=generator, device=device, dtype=torch.float32)
-    radius = torch.rand((x.shape[0], 1, 1, 1), generator=generator, device=device) * eps
-    return (direction / _per_sample_l2(direction) * radius).to(x)
+    # One image at a time (its direction, then its radius), so that a batch gets the
+    # same starts as its images attacked one by one on the same generator.
+    starts = []
+    for _ in range(x.shape[0]):
+        direction = torch.randn((1, *x.shape[1:]), generator=generator, device=device,
+                                dtype=torch.float32)
+        radius = torch.rand((1, 1, 1, 1), generator=generator, device=device) * eps
+        starts.append(direction / _per_sample_l2(direction) * radius)
+    return torch.cat(starts).to(x)
 
 
 def run_attack(

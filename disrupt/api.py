@@ -15,15 +15,16 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
 from attacks import Attack
-from disrupt.errors import DisruptError
+from disrupt.errors import DisruptError, SettingError
 from disrupt.evaluation import Disruption, measure_disruption
 from disrupt.imaging import (
     ImageInput,
     LoadedImage,
     load_image,
+    quantize,
     reload_saved,
     save_image,
     to_uint8,
@@ -31,7 +32,8 @@ from disrupt.imaging import (
 from disrupt.masking import load_mask
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
 from disrupt.pipeline import evaluation_targets, perturb, plan_protection
-from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
+from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
+from disrupt.seeding import check_seed, move_to, resolve_device
 from disrupt.universal import load_universal
 from targets import Target, load_target
 from targets.registry import list_targets
@@ -40,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # The default budget is the "mid" strength preset (disrupt.presets).
 DEFAULT_EPS = STRENGTHS[DEFAULT_STRENGTH].eps
-DEFAULT_ATTACK = STRENGTHS[DEFAULT_STRENGTH].attack
-DEFAULT_STEPS: int | None = STRENGTHS[DEFAULT_STRENGTH].steps
 
 TargetSpec = str | Target
 
@@ -64,10 +64,12 @@ class ProtectResult:
     seed: int
     output_path: Path | None = None
     threshold: float = RUIZ_THRESHOLD
-    extra: dict[str, Any] = field(default_factory=dict)
     #: The strength preset the budget started from, and whether EOT was used.
     strength: str = DEFAULT_STRENGTH
     eot: bool = False
+    #: Where EOT acted: ``"photo"`` (before the face crops), ``"crops"`` (on the
+    #: resized crops, for regions over 2 MP) or ``"off"``.
+    eot_on: str = "off"
     #: Detected face boxes ``(left, top, right, bottom)`` in the photo's pixels.
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)
     #: ``used`` (only face crops perturbed), ``none-found`` (looked, none: whole photo
@@ -79,6 +81,12 @@ class ProtectResult:
     #: The PSNR floor (dB) over the protected pixels, or ``None`` for a plain L-inf
     #: budget; with a floor, ``attack`` is L2 (``eps`` the radius) with ``linf_cap``.
     psnr_floor: float | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the protected image equals the input on the 8-bit grid (a budget
+        too small to survive rounding, or a mask that excludes everything changed)."""
+        return bool(torch.equal(self.image, quantize(self.source.rgb.cpu())))
 
     @property
     def disrupted_fraction(self) -> float:
@@ -121,6 +129,7 @@ class ProtectResult:
             "seed": self.seed,
             "strength": self.strength,
             "eot": self.eot,
+            "eot_on": self.eot_on,
             "faces": [list(b) for b in self.faces],
             "face_status": self.face_status,
             "masked": self.masked,
@@ -135,23 +144,34 @@ class ProtectResult:
 
 
 def default_targets() -> list[str]:
-    """Names of the bundled targets whose weights are installed (the offline default)."""
-    return [info.name for info in list_targets() if info.bundled and _installed(info.name)]
+    """Names of the bundled targets whose weights are installed (the offline default).
 
+    A bundled model whose weights are missing is left out with a logged warning, so a
+    damaged install weakens the protection visibly, never silently.
+    """
+    from targets.bundled import weights_installed
 
-def _installed(name: str) -> bool:
-    try:
-        from targets.bundled import weights_installed
-    except ImportError:
-        return False
-    return bool(weights_installed(name))
+    names = []
+    for info in list_targets():
+        if not info.bundled:
+            continue
+        if weights_installed(info.name):
+            names.append(info.name)
+        else:
+            log.warning("bundled model %s is not installed (its weights are missing): the "
+                        "default protects without it", info.name)
+    return names
 
 
 def resolve_targets(
     targets: Sequence[TargetSpec] | None,
     weights: Mapping[str, str | Path] | None = None,
 ) -> list[Target]:
-    """Turn names (or ready targets) into targets; ``None`` means the bundled set."""
+    """Turn names (or ready targets) into targets; ``None`` means the bundled set.
+
+    Raises:
+        SettingError: a name given twice. DisruptError: no bundled weights installed.
+    """
     weights = dict(weights or {})
     if targets is None or len(targets) == 0:
         names: Sequence[TargetSpec] = default_targets()
@@ -162,6 +182,11 @@ def resolve_targets(
             )
     else:
         names = targets
+    seen = [spec if isinstance(spec, str) else spec.name for spec in names]
+    repeated = sorted({n for n in seen if seen.count(n) > 1})
+    if repeated:
+        raise SettingError(f"target {', '.join(repeated)} given more than once "
+                           "(each target is attacked once)")
     resolved: list[Target] = []
     for spec in names:
         if isinstance(spec, str):
@@ -179,7 +204,8 @@ def protect(
     *,
     targets: Sequence[TargetSpec] | None = None,
     weights: Mapping[str, str | Path] | None = None,
-    strength: str = DEFAULT_STRENGTH,
+    budget: Budget | None = None,
+    strength: str | None = None,
     attack: str | Attack | None = None,
     eps: float | None = None,
     steps: int | None = None,
@@ -203,6 +229,9 @@ def protect(
         targets: target names or :class:`~targets.Target` objects; ``None`` for the
             bundled set (every model, every condition).
         weights: checkpoint path per target name, for targets that need one.
+        budget: a budget already settled by :func:`~disrupt.presets.resolve_budget`
+            (the CLI's path); it excludes ``strength``, ``attack``, ``eps``, ``steps``,
+            ``alpha``, ``eot`` and ``psnr``, which otherwise build it here.
         strength: ``"low"``, ``"mid"`` (default) or ``"high"``: a budget preset
             (PSNR floor, largest change, PGD steps and EOT; the table is in
             :mod:`disrupt.presets`). ``attack``, ``eps``, ``steps``, ``alpha``, ``eot``
@@ -231,8 +260,10 @@ def protect(
             ``"bundled"`` for the one trained against the bundled models) to start
             from, resized into each face crop; the attack then refines it for
             ``steps`` (default 5) steps: the fast mode.
-        seed: seeds the random start, the EOT draws and any stochastic generator.
-        device: where to run (``"cpu"``, ``"cuda"``).
+        seed: seeds the random start, the EOT draws and any stochastic generator
+            (0 to 2**64 - 1). Calls from several threads are each deterministic.
+        device: where to run: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
+            ``"auto"`` (a GPU when there is one).
         output: if given, write the protected image there (atomically; never over
             the input; an existing file only with ``overwrite``).
         progress: ``progress(step, total)`` after each attack step.
@@ -242,20 +273,27 @@ def protect(
 
     Raises:
         DisruptError: unreadable image, mask or universal file; a mask of another
-            size, or black everywhere.
-        ValueError: an unknown strength or a bad attack setting.
+            size, or black everywhere. Its subclass SettingError (also a
+            ``ValueError``): an unknown strength, a bad attack setting, a budget too
+            small to survive 8-bit rounding, a bad seed or device, a repeated target.
+            Its subclass InputTypeError (also a ``TypeError``): an image of a type
+            no loader accepts.
     """
     started = time.perf_counter()
+    check_seed(seed)
+    dev = resolve_device(device)
+    if budget is None:
+        budget = resolve_budget(strength or DEFAULT_STRENGTH, attack=attack, eps=eps,
+                                steps=steps, alpha=alpha, eot=eot,
+                                universal=universal is not None, psnr=psnr)
+    elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr)):
+        raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot "
+                           "and psnr: pass one or the other")
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
-    budget = resolve_budget(strength, attack=attack, eps=eps, steps=steps, alpha=alpha, eot=eot,
-                            universal=universal is not None, psnr=psnr)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
     start_delta = load_universal(universal) if universal is not None else None
-    dev = torch.device(device)
-    for t in chosen:
-        if isinstance(t, nn.Module):
-            t.to(dev)
+    move_to(chosen, dev)
     x = source.rgb.to(dev)
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
@@ -271,6 +309,7 @@ def protect(
         seed=seed,
         strength=budget.strength,
         eot=budget.eot,
+        eot_on=plan.eot_placement(budget.eot),
         faces=[b.as_tuple() for b in plan.faces],
         face_status=plan.face_status,
         masked=mask_tensor is not None,
@@ -287,5 +326,8 @@ def protect(
     result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, measured,
                                            seed=seed)[0]
     result.seconds = time.perf_counter() - started
+    if result.unchanged:
+        log.warning("%s: the protected image equals the input: the budget is too small to "
+                    "survive 8-bit rounding", source.path or "image")
     log.debug("protected %s in %.2fs", source.path, result.seconds)
     return result

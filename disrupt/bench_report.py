@@ -17,12 +17,10 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +39,8 @@ from disrupt.benchmark import (
 )
 from disrupt.evaluation import target_outputs
 from disrupt.figures import compose_grid
+from disrupt.files import json_ready, write_text_atomically
+from disrupt.seeding import seeded
 from targets.base import Target
 
 __all__ = ["environment", "markdown_summary", "write_report"]
@@ -85,30 +85,6 @@ def environment(seed: int, device: torch.device) -> dict[str, Any]:
     }
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become None, tuples lists, paths strings."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     suffix=".tmp", delete=False, encoding="utf-8",
-                                     newline="") as tmp:
-        tmp.write(text)
-    mask = os.umask(0o022)  # read the umask (no read-only API): set, then restore at once
-    os.umask(mask)
-    os.chmod(tmp.name, 0o666 & ~mask)
-    os.replace(tmp.name, path)
-
-
 def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     from io import StringIO
 
@@ -119,7 +95,7 @@ def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in _clean(dict(r)).items()})
+        writer.writerow({k: ("" if v is None else v) for k, v in json_ready(dict(r)).items()})
     return buf.getvalue()
 
 
@@ -252,8 +228,7 @@ def _grid(result: BenchResult, targets: Mapping[str, Target],
         saved = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
         edits = []
         for x in (first.x, saved):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(result.config.seed)
+            with seeded(result.config.seed, _device(target)):
                 edits.append(target_outputs(target, x.to(_device(target)))[0, 0].cpu())
         mse = next((a["ruiz_mse"] for a in result.aggregates
                     if a["cell"] == res.key and a["channel"] == "none" and not a["transfer"]), None)
@@ -286,13 +261,13 @@ def write_report(result: BenchResult, targets: Mapping[str, Target],
     if grid is not None:
         files["grid"] = grid
     files["csv"] = out / "results.csv"
-    _atomic_write(files["csv"], _csv_text(result.rows))
+    write_text_atomically(files["csv"], _csv_text(result.rows))
     files["images_csv"] = out / "images.csv"
-    _atomic_write(files["images_csv"], _csv_text(result.images))
+    write_text_atomically(files["images_csv"], _csv_text(result.images))
     files["summary_csv"] = out / "summary.csv"
-    _atomic_write(files["summary_csv"], _csv_text(result.aggregates))
+    write_text_atomically(files["summary_csv"], _csv_text(result.aggregates))
     files["markdown"] = out / "summary.md"
-    _atomic_write(files["markdown"], markdown_summary(result))
+    write_text_atomically(files["markdown"], markdown_summary(result))
     files["json"] = out / "results.json"
     payload = {
         "environment": result.environment,
@@ -305,6 +280,6 @@ def write_report(result: BenchResult, targets: Mapping[str, Target],
         "images": result.images,
         "files": {k: str(v) for k, v in files.items()},
     }
-    _atomic_write(files["json"], json.dumps(_clean(payload), indent=1, allow_nan=False))
+    write_text_atomically(files["json"], json.dumps(json_ready(payload), indent=1, allow_nan=False))
     result.files = files
     return files

@@ -41,7 +41,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,6 +63,7 @@ from disrupt.bench_config import (
 from disrupt.channels import Channel, parse_channel
 from disrupt.errors import DisruptError
 from disrupt.evaluation import measure_disruption, target_outputs
+from disrupt.files import write_text_atomically
 from disrupt.imaging import load_image, to_uint8
 from disrupt.metrics import perceptibility
 from disrupt.objectives import (
@@ -75,6 +75,7 @@ from disrupt.objectives import (
 from disrupt.pipeline import perturb, plan_protection
 from disrupt.presets import STRENGTHS, resolve_budget
 from disrupt.robust import SpreadSpectrum
+from disrupt.seeding import seeded
 from disrupt.semantic import SemanticJudge
 from targets.base import Target
 
@@ -429,8 +430,7 @@ class _Runner:
         attack = make_attack(cell) if preset is None else None
         budget = resolve_budget(preset) if preset is not None else None
         started = time.perf_counter()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.cfg.seed)  # stochastic generators draw from it
+        with seeded(self.cfg.seed, self.device):  # stochastic generators draw from it
             gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
             for batch in _batches(images, self.cfg.batch_size):
                 x = torch.cat([im.x for im in batch]).to(self.device)
@@ -505,8 +505,7 @@ class _Runner:
             return {}
         outs = []
         for image in (xc, ac):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.cfg.seed)
+            with seeded(self.cfg.seed, image.device):
                 outs.append(target_outputs(target, image))
         return {c.name: (judge.success(outs[0][k], c.name), judge.success(outs[1][k], c.name))
                 for k, c in enumerate(target.conditions) if judge.knows(c.name)}
@@ -527,9 +526,7 @@ def _read_cell(folder: Path, key: str, cell: Cell) -> CellResult | None:
 def _write_cell(res: CellResult, folder: Path) -> None:
     data = {"version": CACHE_VERSION, "key": res.key, "cell": res.cell.to_dict(),
             "seconds": res.seconds, "rows": res.rows, "images": res.images}
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-        json.dump(data, tmp)
-    os.replace(tmp.name, folder / "cell.json")
+    write_text_atomically(folder / "cell.json", json.dumps(data))
 
 
 def _resolve(cfg: BenchConfig) -> tuple[dict[str, Target], list[str], list[str]]:

@@ -86,8 +86,9 @@ def protect(
         list[Path], typer.Argument(help="Image files or folders.", show_default=False)
     ],
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Output file (one input) or folder."),
+        str | None,
+        typer.Option("--output", "-o", help="Output file (one input) or folder (existing, or "
+                     "ending in /)."),
     ] = None,
     target: Annotated[
         list[str] | None,
@@ -143,12 +144,15 @@ def protect(
                      "bundled models, then --steps (default 5) refinement steps."),
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
+                                        "cuda:N or mps.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Write a protected copy of each PHOTO (NAME.protected.png beside it by default)."""
+    # Every option and every output path is checked here, before any model is loaded
+    # or any photo attacked.
     try:
         eps_value = parse_eps(eps) if eps is not None else None
         from disrupt.presets import STRENGTHS
@@ -161,39 +165,54 @@ def protect(
         if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         targets = list(target or [])
+        repeated = sorted({t for t in targets if targets.count(t) > 1})
+        if repeated:
+            raise UsageError(f"--target {', '.join(repeated)} given more than once")
         weight_map = _parse_weights(targets, list(weights or []))
         if fast and universal is not None:
             raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
         start_from: Path | str | None = "bundled" if fast else universal
+        dev = _check_device_and_seed(device, seed)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
 
-    from functools import partial
-
-    import torch
-
     from attacks import UnknownAttackError
     from disrupt.api import protect as protect_api
     from disrupt.api import resolve_targets
-    from disrupt.errors import DisruptError
-    from disrupt.imaging import default_output_path
+    from disrupt.errors import DisruptError, SettingError
     from disrupt.presets import resolve_budget
+    from disrupt.universal import load_universal
     from targets import CheckpointError, UnknownTargetError
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
                                 alpha=alpha_value, eot=eot, universal=start_from is not None,
                                 psnr=psnr)
-        atk = budget.attack
+        if start_from is not None:
+            load_universal(start_from)  # a bad file fails now, not after the models load
     except UnknownAttackError as exc:
         _err(str(exc).strip("'\""))
         raise typer.Exit(EXIT_USAGE) from None
-    except ValueError as exc:
+    except SettingError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
+    except DisruptError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+
+    inputs = _expand_inputs(photos)
+    if not inputs:
+        _err("no images found in " + ", ".join(str(p) for p in photos))
+        raise typer.Exit(EXIT_FAILURE)
+    try:
+        outputs = _output_paths(inputs, output, overwrite)
+    except UsageError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except DisruptError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
     try:
         chosen = resolve_targets(targets or None, weight_map)
     except UnknownTargetError as exc:
@@ -203,68 +222,110 @@ def protect(
         _err(str(exc))
         raise typer.Exit(EXIT_FAILURE) from None
 
-    inputs = _expand_inputs(photos)
-    if not inputs:
-        _err("no images found in " + ", ".join(str(p) for p in photos))
-        raise typer.Exit(EXIT_FAILURE)
-    if output is not None and len(inputs) > 1 and not output.is_dir():
-        _err(f"{output}: several inputs need an existing output folder")
-        raise typer.Exit(EXIT_USAGE)
     typer.echo(
         f"protecting against {', '.join(t.name for t in chosen)} "
         f"with {budget.describe()} "
         f"(strength {strength}, EOT {'on' if budget.eot else 'off'})",
         err=True,
     )
-    # The budget is settled; the preset still names the strength in the results.
-    protect_image = partial(protect_api, strength=strength, eot=budget.eot, faces=faces,
-                            mask=mask, universal=start_from, psnr=budget.psnr or 0)
 
     failures = 0
     results: list[dict[str, Any]] = []
-    for photo in inputs:
+    for photo, out_path in zip(inputs, outputs, strict=True):
         try:
-            out_path = default_output_path(photo, output)
-            result = _run_one(protect_image, photo, out_path, chosen, atk, seed, device,
-                              overwrite, quiet)
+            result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
+                              start_from, seed, dev, overwrite, quiet)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1
             continue
+        if result.unchanged:
+            typer.echo(f"warning: {out_path}: the protected copy equals the input (the budget "
+                       "is too small to survive 8-bit rounding)", err=True)
         summary = result.to_dict()
         results.append(summary)
         if not as_json:
             typer.echo(_render_summary(summary))
     if as_json:
-        typer.echo(json.dumps(results if len(inputs) > 1 else (results[0] if results else []),
-                              indent=2))
+        _echo_json(results if len(inputs) > 1 else (results[0] if results else []))
     if failures:
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _run_one(protect_image: Any, photo: Path, out_path: Path, chosen: list[Any], atk: Any,
-             seed: int, device: str, overwrite: bool, quiet: bool) -> Any:
-    from disrupt.errors import ImageError
+def _echo_json(value: Any) -> None:
+    """Standard JSON on stdout: non-finite numbers (an identical output's PSNR) as null."""
+    from disrupt.files import json_ready
 
-    # Check what can be checked before spending time on the attack.
-    if out_path.resolve() == photo.resolve():
-        raise ImageError(f"{photo}: refusing to write the protected copy over the input")
-    folder = out_path.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ImageError(f"{folder}: output folder does not exist or is not writable")
-    if out_path.exists() and not overwrite:
-        raise ImageError(f"{out_path}: output exists; pass --overwrite to replace it")
+    typer.echo(json.dumps(json_ready(value), indent=2, allow_nan=False))
+
+
+def _check_device_and_seed(device: str, seed: int) -> Any:
+    """The torch device for ``--device``; :class:`UsageError` for a bad device or seed."""
+    from disrupt.errors import SettingError
+    from disrupt.seeding import check_seed, resolve_device
+
+    try:
+        check_seed(seed)
+        return resolve_device(device)
+    except SettingError as exc:
+        raise UsageError(f"--{str(exc)}") from None
+
+
+def _output_paths(inputs: list[Path], output: str | None, overwrite: bool) -> list[Path]:
+    """Each input's output path, checked before any work: a known image format, an
+    existing writable folder, never an input, never shared by two inputs, and not an
+    existing file unless ``overwrite``. Raises :class:`UsageError` for choices that can
+    never work (exit 2), :class:`~disrupt.errors.ImageError` for the state of the
+    file system (exit 1)."""
+    from disrupt.errors import ImageError
+    from disrupt.imaging import OUTPUT_FORMATS, default_output_path
+
+    if output is not None and len(inputs) > 1 and not (
+            Path(output).is_dir() or output.endswith(("/", os.sep))):
+        raise UsageError(f"{output}: several inputs need an existing output folder")
+    outs = [default_output_path(photo, output) for photo in inputs]
+    known = ", ".join(OUTPUT_FORMATS)
+    sources = {p.resolve(): p for p in inputs}
+    claimed: dict[Path, Path] = {}
+    for photo, out in zip(inputs, outs, strict=True):
+        folder = out.parent
+        if not folder.is_dir():
+            raise ImageError(f"{folder}{os.sep}: output folder does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ImageError(f"{folder}{os.sep}: output folder is not writable")
+        if out.suffix.lower() not in OUTPUT_FORMATS:
+            raise UsageError(f"{out}: unsupported output format "
+                             f"{out.suffix or '(no suffix)'!r} (use {known})")
+        key = out.resolve()
+        if key in sources:
+            raise ImageError(f"{out}: refusing to write a protected copy over the input "
+                             f"{sources[key]}")
+        if key in claimed:
+            raise UsageError(f"{out}: both {claimed[key]} and {photo} would be written "
+                             "there; protect them in separate runs or rename one")
+        claimed[key] = photo
+        if out.is_dir():
+            raise ImageError(f"{out}: is a folder")
+        if out.exists() and not overwrite:
+            raise ImageError(f"{out}: output exists; pass --overwrite to replace it")
+    return outs
+
+
+def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
+             faces: bool | None, mask: Path | None, start_from: Path | str | None, seed: int,
+             device: Any, overwrite: bool, quiet: bool) -> Any:
+    options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
+                   seed=seed, device=device, output=out_path, overwrite=overwrite)
     if quiet or not sys.stderr.isatty():
-        return protect_image(photo, targets=chosen, attack=atk, seed=seed, device=device,
-                             output=out_path, overwrite=overwrite)
+        return protect_api(photo, **options)
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(photo.name, total=atk.steps)
-        return protect_image(
-            photo, targets=chosen, attack=atk, seed=seed, device=device, output=out_path,
-            overwrite=overwrite, progress=lambda step, total: bar.update(task, completed=step),
-        )
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(photo.name, total=budget.attack.steps)
+        return protect_api(photo, **options,
+                           progress=lambda step, total: bar.update(task, completed=step,
+                                                                   total=total))
 
 
 def _render_region(s: dict[str, Any]) -> str:
@@ -353,12 +414,13 @@ def list_attacks_cmd() -> None:
         typer.echo(f"{name:<8}  {description}")
 
 
-def _auto_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _device_or_exit(device: str) -> Any:
+    """The torch device for ``--device``, or exit 2 with a one-line error."""
+    try:
+        return _check_device_and_seed(device, 0)
+    except UsageError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _exit_for(exc: Exception) -> int:
@@ -394,11 +456,17 @@ def verify(
         typer.Option("--output", "-o", help="Picture (PNG); default: PROTECTED.verify.png."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for stochastic generators.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
+                                        "cuda:N or mps.")] = "auto",
     cell: Annotated[int, typer.Option(help="Picture cell size in pixels.")] = 128,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing picture file (never "
+                                            "ORIGINAL or PROTECTED).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
 ) -> None:
     """Run each target on ORIGINAL and PROTECTED; say per target whether it is disrupted."""
+    from disrupt.errors import DisruptError
+    from disrupt.verify import check_picture_path
+
     try:
         targets = list(target or [])
         weight_map = _parse_weights(targets, list(weights or []))
@@ -407,24 +475,29 @@ def verify(
             raise UsageError(f"{picture}: the picture is written as PNG; use a .png name")
         if not 16 <= cell <= 1024:
             raise UsageError(f"--cell must be between 16 and 1024, got {cell}")
+        dev = _check_device_and_seed(device, seed)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
+    try:
+        check_picture_path(picture, original, protected, overwrite=overwrite)
+    except DisruptError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
 
-    from disrupt.errors import DisruptError
     from disrupt.verify import verify as verify_images
     from targets import CheckpointError, UnknownTargetError
 
     try:
         result = verify_images(original, protected, targets=targets or None, weights=weight_map,
-                               seed=seed, device=_auto_device(device))
-        result.save_picture(picture, cell=cell)
+                               seed=seed, device=dev)
+        result.save_picture(picture, cell=cell, overwrite=overwrite)
     except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
         raise _fail(exc) from None
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        _echo_json(result.to_dict())
         return
     typer.echo(_render_verify(result.to_dict()))
 
@@ -484,7 +557,8 @@ def bench(
     celeba_crop: Annotated[bool, typer.Option(
         "--celeba-crop", help="CelebA preprocessing: CenterCrop(89), resize 64.")] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps "
+                                               "(default: the config's, else cpu).")] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per attack batch.")] = None,
     no_semantic: Annotated[bool, typer.Option(
@@ -502,7 +576,7 @@ def bench(
     """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed)."""
     if speed:
         _speed(target or [], weights or [], size or [], photo, out, seed or 0,
-               _auto_device(device or "cpu"), repeats, as_json, quiet)
+               _device_or_exit(device or "auto"), repeats, as_json, quiet)
         return
     from disrupt.bench_config import BenchConfig, ConfigError, config_from_mapping, load_config
 
@@ -521,7 +595,8 @@ def bench(
             "channels": channel, "start": start,
             "limit": limit, "center_crop": center_crop, "resize": resize,
             "celeba_crop": celeba_crop, "seed": seed, "threads": threads,
-            "batch_size": batch_size, "device": _auto_device(device) if device else None,
+            "batch_size": batch_size,
+            "device": str(_device_or_exit(device)) if device else None,
         })
         if no_semantic:
             overrides["semantic"] = False
@@ -562,10 +637,9 @@ def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     if as_json:
-        typer.echo(json.dumps({"files": {k: str(v) for k, v in result.files.items()},
-                               "cells": len(result.cells), "skipped": result.skipped,
-                               "notes": result.notes, "aggregates": result.aggregates},
-                              indent=2, default=str))
+        _echo_json({"files": {k: str(v) for k, v in result.files.items()},
+                    "cells": len(result.cells), "skipped": result.skipped,
+                    "notes": result.notes, "aggregates": result.aggregates})
         return
     typer.echo(markdown_summary(result))
     for kind, path in result.files.items():
@@ -613,16 +687,28 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if as_json:
-        typer.echo(json.dumps({"rows": [r.to_dict() for r in rows], "notes": notes,
-                               "files": {k: str(v) for k, v in files.items()}}, indent=2))
+        _echo_json({"rows": [r.to_dict() for r in rows], "notes": notes,
+                    "files": {k: str(v) for k, v in files.items()}})
         return
     typer.echo(files["markdown"].read_text())
     for kind, path in files.items():
         typer.echo(f"{kind}: {path}")
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so that half-written temporary files are removed
+    exactly as on Ctrl-C (the writers clean up on any exception)."""
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _exit_on_sigterm()
     app()
 
 

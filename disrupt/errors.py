@@ -1,14 +1,17 @@
 """User-facing errors.
 
-Everything a user can cause (a bad path, a broken image, a refused write) is raised
-as a :class:`DisruptError`, so a CLI can catch one class, print ``str(exc)`` and
-exit with status 1. Programming errors (wrong tensor shapes passed by code) stay
-``ValueError``/``TypeError``.
+Everything a user can cause (a bad path, a broken image, a refused write, a bad
+option value, an input of a type no loader knows) is raised as a
+:class:`DisruptError`, so a caller can catch one class and show ``str(exc)``: a
+single line. The subclasses for bad settings and unknown input types are also
+``ValueError`` and ``TypeError``, so code that catches those keeps working.
+Programming errors inside the library (wrong tensor shapes between internal
+functions) stay plain ``ValueError``.
 """
 
 from __future__ import annotations
 
-__all__ = ["DisruptError", "ImageError"]
+__all__ = ["DisruptError", "ImageError", "InputTypeError", "SettingError"]
 
 
 class DisruptError(Exception):
@@ -21,3 +24,13 @@ class ImageError(DisruptError):
     The message is a single line of the form ``"<path>: <problem>"``, for example
     ``"photo.jpg: not an image"`` or ``"out/: output folder is not writable"``.
     """
+
+
+class SettingError(DisruptError, ValueError):
+    """A setting that cannot be used (a budget too small to survive 8-bit rounding, an
+    unknown device, a seed out of range, duplicated targets): ``"<setting>: <problem>"``."""
+
+
+class InputTypeError(DisruptError, TypeError):
+    """An image given as a type that no loader accepts (not a path, bytes, stream, PIL
+    image, array or tensor)."""

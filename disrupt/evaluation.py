@@ -15,6 +15,7 @@ from torch import Tensor
 
 from disrupt.metrics import RUIZ_THRESHOLD, output_distortion
 from disrupt.objectives import OverConditions
+from disrupt.seeding import seeded
 from targets.base import Target
 
 
@@ -76,11 +77,9 @@ def measure_disruption(
         raise ValueError(f"clean {tuple(x_clean.shape)} and protected {tuple(x_adv.shape)} differ")
     rows: list[list[Disruption]] = [[] for _ in range(x_clean.shape[0])]
     for target in targets:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed, x_clean.device):
             y_clean = target_outputs(target, x_clean)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed, x_adv.device):
             y_adv = target_outputs(target, x_adv)
         for k, cond in enumerate(target.conditions):
             m = output_distortion(y_adv[k], y_clean[k])

@@ -35,7 +35,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +46,8 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from disrupt.errors import ImageError
+from disrupt.errors import ImageError, InputTypeError
+from disrupt.files import write_atomically
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -150,7 +150,7 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
             message ``"<name>: <problem>"`` (not found, a directory, empty, not an
             image, truncated, zero size, over the pixel limit).
         ValueError: for an array or tensor of the wrong shape or out of range.
-        TypeError: for anything else.
+        InputTypeError: for anything else (a :class:`DisruptError` and a ``TypeError``).
     """
     if isinstance(source, Tensor):
         return _from_tensor(source)
@@ -178,8 +178,14 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
             if isinstance(stream_name, (str, os.PathLike))
             else "<stream>"
         )
-        return _open_and_decode(source, name, None, max_pixels)
-    raise TypeError(f"cannot load an image from {type(source).__name__}")
+        # A file object opened from a path keeps that path, so that no save can
+        # write over the file the stream reads.
+        origin = (Path(stream_name) if isinstance(stream_name, (str, os.PathLike))
+                  and os.path.isfile(stream_name) else None)
+        return _open_and_decode(source, name, origin, max_pixels)
+    raise InputTypeError(f"<{type(source).__name__}>: cannot load an image from this type "
+                         "(give a path, bytes, a binary stream, a PIL image, an array or a "
+                         "tensor)")
 
 
 def _display(name: str) -> str:
@@ -542,19 +548,6 @@ def _check_output_folder(folder: Path) -> None:
         raise ImageError(f"{shown}: output folder is not writable")
 
 
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)  # no read-only API elsewhere: set, then restore at once
-    os.umask(mask)
-    return mask
-
-
 def _save_options(fmt: str, like: LoadedImage | None) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if fmt == "JPEG":
@@ -644,46 +637,16 @@ def save_image(
             raise ImageError(f"{shown}: output exists; pass overwrite=True (CLI: --overwrite)")
         existing_mode = out.stat().st_mode & 0o7777
 
+    def write(f: IO[bytes]) -> None:
+        pil.save(f, format=fmt, **_save_options(fmt, like))
+
     try:
-        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below; creation errors mapped)
-            dir=folder, prefix=f".{out.name}.", suffix=".tmp", delete=False
-        )
+        write_atomically(out, write, mode=existing_mode)
     except PermissionError as exc:
         raise ImageError(f"{_display(str(folder))}: output folder is not writable") from exc
     except OSError as exc:
-        raise ImageError(
-            f"{_display(str(folder))}: cannot create a file ({_one_line(exc)})"
-        ) from exc
-    tmp_path = Path(tmp.name)
-    try:
-        with tmp:
-            pil.save(tmp, format=fmt, **_save_options(fmt, like))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # NamedTemporaryFile creates 0600; give the output the permissions a plain open() would.
-        os.chmod(tmp_path, existing_mode if existing_mode is not None else 0o666 & ~_umask())
-        os.replace(tmp_path, out)
-    except BaseException as exc:
-        tmp_path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ImageError(f"{shown}: could not write image ({_one_line(exc)})") from exc
-        raise
-    _fsync_folder(folder)
+        raise ImageError(f"{shown}: could not write image ({_one_line(exc)})") from exc
     return out
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows it (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def reload_saved(path: str | os.PathLike[str]) -> Tensor:

@@ -53,11 +53,13 @@ from disrupt.masking import MaskedObjective, apply_mask
 from disrupt.objectives import AwayFromClean, Ensemble
 from disrupt.presets import Budget
 from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
+from disrupt.seeding import seeded
 from disrupt.universal import place_universal
 from targets.base import Target
 
 __all__ = [
     "EOT_ON_PHOTO_MAX_PIXELS",
+    "EotPlacement",
     "FaceStatus",
     "Plan",
     "evaluation_targets",
@@ -73,6 +75,8 @@ none, whole photo protected. ``off``: ``faces=False``. ``small-image``: ``faces=
 and the photo is under twice the targets' input size, so the whole photo is
 protected without looking. ``outside-mask``: faces found but the mask excludes all
 their crops, so the mask alone decides."""
+
+EotPlacement = Literal["photo", "crops", "off"]
 
 #: Regions up to this many pixels get EOT on the photo before cropping; larger ones
 #: on the resized crops (see the module docstring).
@@ -97,6 +101,14 @@ class Plan:
     region: Box
     mask: Tensor | None
     canonical: list[Box] = field(default_factory=list)  # one per face (reporting, universal)
+
+    def eot_placement(self, eot: bool) -> EotPlacement:
+        """Where EOT acts: ``"photo"`` (the region, before the crops), ``"crops"`` (the
+        resized crops: regions over :data:`EOT_ON_PHOTO_MAX_PIXELS`), or ``"off"``."""
+        if not eot:
+            return "off"
+        on_photo = self.region.width * self.region.height <= EOT_ON_PHOTO_MAX_PIXELS
+        return "photo" if on_photo else "crops"
 
     @property
     def protected_pixels(self) -> int:
@@ -218,8 +230,9 @@ def run_protection(
         return ExpectationOverTransforms(inner, transforms, samples=eot_samples,
                                          generator=eot_gen)
 
-    on_photo = eot and x_region.shape[-2] * x_region.shape[-1] <= EOT_ON_PHOTO_MAX_PIXELS
-    on_crops = with_eot if eot and not on_photo else None
+    placement = plan.eot_placement(eot)
+    on_photo = placement == "photo"
+    on_crops = with_eot if placement == "crops" else None
     objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops)
                                      for t in targets])
     if on_photo:  # one draw per step for all targets: they all see the same posted photo
@@ -259,8 +272,7 @@ def perturb(
     generators, which is restored afterwards.
     """
     attack = budget.attack_for(3 * plan.protected_pixels)
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        torch.manual_seed(seed)  # stochastic generators (pix2pix dropout) draw from it
+    with seeded(seed, x.device):  # stochastic generators (pix2pix dropout) draw from it
 
         def on_step(step: int, _scores: Tensor) -> None:
             if progress is not None:

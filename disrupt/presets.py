@@ -51,9 +51,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attacks import Attack, attack_info, create_attack, default_alpha
+from disrupt.errors import SettingError
 
 __all__ = [
     "DEFAULT_STRENGTH",
+    "MAX_PSNR_FLOOR",
+    "MIN_EPS",
     "STRENGTHS",
     "UNIVERSAL_REFINE_STEPS",
     "Budget",
@@ -69,6 +72,10 @@ Strength = Literal["low", "mid", "high"]
 DEFAULT_STRENGTH: Strength = "mid"
 #: Refinement steps after starting from a universal perturbation (unless ``steps`` is given).
 UNIVERSAL_REFINE_STEPS = 5
+#: Smallest largest-change: one 8-bit level (anything smaller rounds away on saving).
+MIN_EPS = 1 / 255
+#: Highest PSNR floor: a one-level change on every pixel, 20 log10(255) = 48.1 dB.
+MAX_PSNR_FLOOR = 20 * math.log10(255)
 
 
 @dataclass(frozen=True)
@@ -183,39 +190,60 @@ def resolve_budget(
             ``0``: none (plain L-inf at ``eps``).
 
     Raises:
-        ValueError: unknown strength, or a bad attack setting.
+        SettingError: unknown strength, a bad attack setting, an ``eps`` under one
+            8-bit level, a PSNR floor above :data:`MAX_PSNR_FLOOR` (a
+            :class:`~disrupt.errors.DisruptError` and a ``ValueError``).
         attacks.UnknownAttackError: unknown attack name.
     """
+    try:
+        return _resolve_budget(strength, attack, eps, steps, alpha, eot, universal, psnr)
+    except SettingError:
+        raise
+    except ValueError as exc:  # from the attack factories, which cannot import disrupt
+        raise SettingError(" ".join(str(exc).split())) from None
+
+
+def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | None,
+                    steps: int | None, alpha: float | None, eot: bool | None, universal: bool,
+                    psnr: float | None) -> Budget:
     if strength not in STRENGTHS:
-        raise ValueError(f"strength must be one of {', '.join(STRENGTHS)}, got {strength!r}")
+        raise SettingError(f"strength must be one of {', '.join(STRENGTHS)}, got {strength!r}")
     preset = STRENGTHS[strength]
     use_eot = preset.eot if eot is None else bool(eot)
     if psnr is not None and not (isinstance(psnr, (int, float)) and math.isfinite(psnr)
-                                 and 0 <= psnr <= 100):
-        raise ValueError(f"psnr must be a number of dB in [0, 100] (0: no floor), got {psnr!r}")
+                                 and 0 <= psnr <= MAX_PSNR_FLOOR):
+        raise SettingError(
+            f"psnr must be 0 (no floor) or a floor in dB up to {MAX_PSNR_FLOOR:.1f} (a change "
+            f"of one 8-bit level on every pixel; above it rounding to 8 bits erases most of "
+            f"the perturbation), got {psnr!r}")
+    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps)
+                                and MIN_EPS <= eps <= 1):
+        raise SettingError(f"eps must be from 1/255 (one 8-bit level: a smaller change is "
+                           f"lost when the image is saved) to 1, got {eps!r}"
+                           + (f" ({eps * 255:.2f}/255)" if isinstance(eps, float) else ""))
     if isinstance(attack, Attack):
         floor = psnr or None
         if floor is not None and attack.norm != "linf":
-            raise ValueError("a PSNR floor needs an L-inf attack (its eps becomes the cap)")
+            raise SettingError("a PSNR floor needs an L-inf attack (its eps becomes the cap)")
         return Budget(attack, use_eot, preset.eot_samples, strength, floor, universal)
     floor = preset.psnr if psnr is None else (psnr or None)
     if floor is not None and alpha is not None:
-        raise ValueError("alpha applies to L-inf budgets only; pass psnr=0 (--psnr 0) to set it")
+        raise SettingError("alpha applies to L-inf budgets only; pass psnr=0 (--psnr 0) to set it")
     name = attack or preset.attack
     budget = preset.eps if eps is None else eps
     if not (isinstance(budget, (int, float)) and math.isfinite(budget)):
-        raise ValueError(f"eps must be a number, got {budget!r}")
+        raise SettingError(f"eps must be a number, got {budget!r}")
     n = steps if steps is not None else (UNIVERSAL_REFINE_STEPS if universal else preset.steps)
     a = alpha if alpha is not None else (budget / 4 if universal else None)
     if not _accepts(name, "steps"):
         if steps is not None:
-            raise ValueError(f"attack {name!r} takes no 'steps' option (got {steps!r})")
+            raise SettingError(f"attack {name!r} takes no 'steps' option (got {steps!r})")
         n_opt: int | None = None
     else:
         n_opt = n
     if a is not None and not _accepts(name, "alpha"):
         if alpha is not None:
-            raise ValueError(f"attack {name!r} takes no 'alpha' option (got {alpha!r})")
+            raise SettingError(f"attack {name!r} takes no 'alpha' option (got {alpha!r})")
         a = None
     return Budget(create_attack(name, eps=float(budget), steps=n_opt, alpha=a), use_eot,
                   preset.eot_samples, strength, floor, universal)

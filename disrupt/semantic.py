@@ -92,31 +92,34 @@ def load_judges(
             notes.append(f"semantic success not measured for {name}: no evaluator for it")
             continue
         if dataset not in loaded:
-            loaded[dataset] = _load(dataset, device)
+            loaded[dataset], why = _load(dataset, device)
+            if why:
+                notes.append(f"semantic success not measured for {name}: {why}")
+                continue
         judge = loaded[dataset]
         if judge is None:
-            notes.append(f"semantic success not measured for {name}: the {dataset} evaluator "
-                         "is not installed (targets/weights/evaluator_*.safetensors)")
-            continue
+            continue  # said once, for the first target of this dataset
         judges[name] = judge
     return judges, notes
 
 
-def _load(dataset: str, device: str | torch.device) -> SemanticJudge | None:
-    try:
-        from targets.bundled import load_evaluator_for
-        from targets.checkpoints import CheckpointError
-    except ImportError as exc:  # the bundled module is still being written
-        log.info("evaluators unavailable: %s", exc)
-        return None
+def _load(dataset: str, device: str | torch.device) -> tuple[SemanticJudge | None, str]:
+    """The judge, or ``None`` and the reason: not installed, or installed but refused
+    (a checksum that does not match, a file that does not load). Import errors are
+    bugs and propagate."""
+    from targets.bundled import evaluator_installed, load_evaluator_for
+    from targets.checkpoints import CheckpointError
+
+    if not evaluator_installed(dataset):
+        return None, (f"the {dataset} evaluator is not installed "
+                      "(targets/weights/evaluator_*.safetensors)")
     try:
         model = load_evaluator_for(dataset, device=device)
-    except (CheckpointError, KeyError, OSError, ImportError) as exc:
-        log.info("no %s evaluator: %s", dataset, exc)
-        return None
+    except (CheckpointError, OSError) as exc:
+        log.warning("the %s evaluator is installed but failed to load: %s", dataset, exc)
+        return None, f"the {dataset} evaluator is installed but failed to load ({exc})"
     names = [str(n) for n in getattr(model, "label_names", [])]
     multilabel = bool(getattr(model, "multilabel", dataset == "celeba"))
     if not names:
-        log.warning("the %s evaluator has no label names; skipping it", dataset)
-        return None
-    return SemanticJudge(model, names, multilabel, dataset)
+        return None, f"the {dataset} evaluator has no label names"
+    return SemanticJudge(model, names, multilabel, dataset), ""

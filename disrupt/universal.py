@@ -220,7 +220,8 @@ def load_universal(source: str | Path | Tensor) -> Tensor:
         delta = tensors["perturbation"].float()
     if delta.ndim == 4 and delta.shape[0] == 1:
         delta = delta[0]
-    if delta.ndim != 3 or delta.shape[0] != 3 or not bool(torch.isfinite(delta).all()):
+    if (delta.ndim != 3 or delta.shape[0] != 3 or delta.shape[1] < 1 or delta.shape[2] < 1
+            or not bool(torch.isfinite(delta).all())):
         raise DisruptError(f"{label}: expected a finite (3, S, S) perturbation, "
                            f"got shape {tuple(delta.shape)}")
     return delta

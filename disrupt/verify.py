@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +22,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
 from disrupt.api import TargetSpec, resolve_targets
 from disrupt.errors import DisruptError
 from disrupt.evaluation import Disruption, measure_disruption, target_outputs
 from disrupt.figures import compose_grid
+from disrupt.files import write_atomically
 from disrupt.imaging import ImageInput, load_image
 from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
+from disrupt.seeding import move_to, resolve_device, seeded
 from targets.base import Target
 
 log = logging.getLogger(__name__)
@@ -123,18 +124,18 @@ class VerifyResult:
         title = f"threshold: Ruiz MSE > {self.threshold:g}"
         return compose_grid(images, row_labels=labels, col_labels=COLUMNS, cell=cell, title=title)
 
-    def save_picture(self, path: str | os.PathLike[str], cell: int = 128) -> Path:
-        """Write :meth:`picture` as PNG atomically; returns the path."""
+    def save_picture(self, path: str | os.PathLike[str], cell: int = 128, *,
+                     overwrite: bool = False) -> Path:
+        """Write :meth:`picture` as PNG atomically; returns the path.
+
+        Never writes over either image that was compared; an existing file is
+        replaced only with ``overwrite``.
+        """
         out = Path(path)
-        if out.suffix.lower() != ".png":
-            raise DisruptError(f"{out}: the picture is written as PNG; use a .png name")
-        if not out.parent.is_dir():
-            raise DisruptError(f"{out.parent}: output folder does not exist")
+        check_picture_path(out, self.original_path, self.protected_path, overwrite=overwrite)
+        picture = self.picture(cell)
         try:
-            with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.",
-                                             suffix=".tmp", delete=False) as tmp:
-                self.picture(cell).save(tmp, format="PNG")
-            os.replace(tmp.name, out)
+            write_atomically(out, lambda f: picture.save(f, format="PNG"))
         except OSError as exc:
             raise DisruptError(f"{out}: could not write the picture ({exc})") from exc
         self.picture_path = out
@@ -156,6 +157,24 @@ class VerifyResult:
             "picture": str(self.picture_path) if self.picture_path else None,
             "notes": list(self.notes),
         }
+
+
+def check_picture_path(out: Path, *inputs: Path | None, overwrite: bool = False) -> None:
+    """Refuse a picture path that is not ``.png``, whose folder is missing, that is one
+    of ``inputs`` (always, even with ``overwrite``), or that exists without
+    ``overwrite``. Raises :class:`DisruptError` with a one-line message."""
+    if out.suffix.lower() != ".png":
+        raise DisruptError(f"{out}: the picture is written as PNG; use a .png name")
+    if not out.parent.is_dir():
+        raise DisruptError(f"{out.parent}: output folder does not exist")
+    for given in inputs:
+        if given is not None and (out.resolve() == given.resolve()
+                                  or (out.exists() and os.path.samefile(out, given))):
+            raise DisruptError(f"{out}: refusing to write the picture over an input image")
+    if out.is_dir():
+        raise DisruptError(f"{out}: is a folder")
+    if out.exists() and not overwrite:
+        raise DisruptError(f"{out}: exists; pass --overwrite (overwrite=True) to replace it")
 
 
 def _match_size(protected: Tensor, original: Tensor) -> Tensor:
@@ -185,7 +204,7 @@ def verify(
         weights: checkpoint per target name, where a target needs one.
         threshold: Ruiz et al.'s success threshold on the ``[-1, 1]`` output MSE.
         seed: seeds stochastic generators identically for both images.
-        device: where the targets run.
+        device: where the targets run (``"auto"``: a GPU when there is one).
 
     Returns:
         :class:`VerifyResult`; its verdicts are per target, its ``disruption`` rows per
@@ -210,10 +229,8 @@ def verify(
         notes.append(f"protected image is {w1}x{h1}, original {w0}x{h0}: resized the "
                      f"protected image to {w0}x{h0} (bicubic) before comparing")
     chosen = resolve_targets(targets, weights)
-    dev = torch.device(device)
-    for t in chosen:
-        if isinstance(t, nn.Module):
-            t.to(dev)
+    dev = resolve_device(device)
+    move_to(chosen, dev)
     x, x_prot = x.to(dev), x_prot.to(dev)
 
     rows = measure_disruption(chosen, x, x_prot, threshold=threshold, seed=seed)[0]
@@ -240,7 +257,6 @@ def _outputs(target: Target, x: Tensor, x_prot: Tensor, seed: int) -> tuple[Tens
     """Both edits ``(K, 1, 3, h, w)``, with the same random state as the metrics."""
     pair = []
     for image in (x, x_prot):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed, image.device):
             pair.append(target_outputs(target, image).cpu())
     return pair[0], pair[1]

@@ -323,6 +323,17 @@ def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     return make_target(name, net, cast(Mode, mode))
 
 
+def _evaluator_path(dataset: str, weights: Path | None) -> Path:
+    if weights is not None and not weights.is_dir():
+        return weights
+    return (weights if weights is not None else WEIGHTS_DIR) / EVALUATOR_FILES[dataset]
+
+
+def evaluator_installed(dataset: str, weights: Path | None = None) -> bool:
+    """Whether the bundled evaluator of ``dataset`` is present (not verified)."""
+    return dataset in EVALUATOR_FILES and _evaluator_path(dataset, weights).exists()
+
+
 def load_evaluator_for(dataset: str, weights: Path | None = None,
                        device: str | torch.device = "cpu") -> FaceClassifier:
     """The bundled evaluator of ``dataset`` ('celeba', 'utkface' or 'lfw'), eval mode, frozen.
@@ -335,11 +346,7 @@ def load_evaluator_for(dataset: str, weights: Path | None = None,
 
     if dataset not in EVALUATOR_FILES:
         raise KeyError(f"no evaluator for {dataset!r}; choose one of {', '.join(EVALUATOR_FILES)}")
-    folder = weights if weights is not None and weights.is_dir() else WEIGHTS_DIR
-    if weights is not None and not weights.is_dir():
-        path = weights
-    else:
-        path = folder / EVALUATOR_FILES[dataset]
+    path = _evaluator_path(dataset, weights)
     if not path.exists():
         raise CheckpointError(f"bundled evaluator for {dataset} is not installed at {path}")
     cpath = path.with_suffix(".json")

@@ -49,8 +49,7 @@ def read_checkpoint(path: str | Path) -> dict[str, object]:
             return dict(load_file(str(path), device="cpu"))
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any decoding failure means the same thing to the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(exc)})") from exc
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(loaded).__name__}")
     return dict(loaded)
@@ -99,3 +98,16 @@ def load_state_dict_strict(
         detail = "; ".join(problems)
         raise CheckpointError(f"{source}: checkpoint does not fit this model; {detail}")
     module.load_state_dict({k: tensors[k] for k in expected}, strict=True)
+
+
+def _reason(exc: Exception) -> str:
+    """A short, whole-sentence reason for a failed load (torch's own messages run to
+    several paragraphs of advice that does not apply to a user's file)."""
+    text = " ".join(str(exc).split())
+    if "Weights only load failed" in text or "weights_only" in text:
+        return ("it holds pickled objects other than tensors; it is refused because "
+                "loading them could run code")
+    if not text:
+        return type(exc).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 160 else first[:157].rsplit(" ", 1)[0] + "..."
