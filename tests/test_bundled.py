@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +25,11 @@ from targets.bundled import (
     weight_files,
 )
 from targets.checkpoints import sha256_of
+from targets.training import data as data_mod
 from targets.training.common import MAX_SHARD_BYTES, save_fp16_shards
+from tests._shared import DATA, require
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = DATA
 CARD_FIELDS = ("name", "file", "sha256", "architecture", "data", "licence", "training", "quality")
 MAX_BUNDLE_BYTES = 30 * 1024 * 1024
 MAX_FILE_BYTES = 5 * 1000 * 1000  # no tracked file over 5 MB
@@ -108,16 +113,15 @@ def test_shards_split_a_state_dict_and_load_back(tmp_path: Path) -> None:
 
 def _celeba_faces(n: int = 4) -> torch.Tensor:
     """CelebA test-split faces (never trained on), cropped as the models saw them."""
-    folder = SHARED / "celeba10k" / "images"
-    if not folder.exists():
-        pytest.skip("../shared/data is not available")
+    folder = require(SHARED / "celeba10k" / "images", "CelebA images")
     faces = []
     for i in range(9001, 9001 + n):
         im = Image.open(folder / f"{i:06d}.jpg").convert("RGB")
         w, h = im.size
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side)).resize((64, 64), Image.BICUBIC)
+        im = im.crop((left, top, left + side, top + side))
+        im = im.resize((64, 64), Image.Resampling.BICUBIC)
         faces.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
     return torch.stack(faces)
 
@@ -137,28 +141,116 @@ def test_model_edits_the_face_and_uses_its_condition(name: str) -> None:
     assert spread > 0.005, f"{name} ignores its condition"
 
 
-def test_protection_disrupts_every_bundled_model() -> None:
-    # Plain L-inf (psnr=0) spreads the change over every pixel, so every model gets its
-    # share; under the default PSNR floor the ensemble favours the most sensitive
-    # model (StarGAN), see the README.
-    x = _celeba_faces(2)
+def test_protection_beats_same_size_noise_on_every_bundled_model() -> None:
+    # What this checks: against the four bundled models at once, a small plain L-inf budget
+    # (psnr=0, 4/255) moves EVERY model's outputs far more than random noise of the same
+    # L-inf size does. It does not claim each model crosses the Ruiz threshold: at this
+    # budget at most StarGAN does (under the default PSNR floor too, the ensemble favours
+    # the most sensitive model; see the README). Measured on the first three test faces
+    # (3 steps): StarGAN 150-600x the noise, CycleGAN and the face swapper 15-40x, AttGAN 4-12x.
+    eps = 4 / 255
+    x = _celeba_faces(1)
     chosen = [load_target(n) for n in BUNDLED_DEFAULT]
-    result = protect(x[:1], targets=chosen, strength="low", steps=10, eot=False, psnr=0,
-                     eps=4 / 255)
+    result = protect(x, targets=chosen, strength="low", steps=3, eot=False, psnr=0, eps=eps)
     x_adv = result.image
-    noise = (x[:1] + (torch.rand(x[:1].shape, generator=torch.Generator().manual_seed(0))
-                      * 2 - 1) * 4 / 255).clamp(0, 1)
-    noise_rows = measure_disruption(chosen, x[:1], noise)[0]
+    assert (x_adv - x).abs().max() <= eps + 1e-6 and torch.equal(x_adv, (x_adv * 255).round() / 255)
+    # The stronger of two seeded uniform noises of the same L-inf size, per model.
+    base = dict.fromkeys(BUNDLED_DEFAULT, 0.0)
+    for seed in range(2):
+        u = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        rows = measure_disruption(chosen, x, (x + u * eps).clamp(0, 1), seed=result.seed)[0]
+        for name in BUNDLED_DEFAULT:
+            mse = float(np.mean([d.ruiz_mse for d in rows if d.target == name]))
+            base[name] = max(base[name], mse)
     for name in BUNDLED_DEFAULT:
-        ours = np.mean([d.ruiz_mse for d in result.disruption if d.target.startswith(name)])
-        base = np.mean([d.ruiz_mse for d in noise_rows if d.target == name])
-        assert ours > 3 * base, f"{name}: attack {ours:.4f} vs random noise {base:.4f}"
-    assert result.disrupted_fraction > 0
-    assert measure_disruption(chosen, x[:1], x_adv)[0]
+        ours = float(np.mean([d.ruiz_mse for d in result.disruption if d.target == name]))
+        assert ours > 2.5 * base[name], f"{name}: attack {ours:.2e} vs noise {base[name]:.2e}"
+    # "Disrupted" in the report means over the Ruiz threshold.
+    assert result.disrupted_fraction == pytest.approx(
+        np.mean([d.ruiz_mse > result.threshold for d in result.disruption]))
+    # The report is measured on the image returned: measuring it again gives the same rows.
+    again = measure_disruption(chosen, x, x_adv, seed=result.seed)[0]
+    assert [d.target for d in again] == [d.target for d in result.disruption]
+    assert [d.condition for d in again] == [d.condition for d in result.disruption]
+    np.testing.assert_allclose([d.ruiz_mse for d in again],
+                               [d.ruiz_mse for d in result.disruption], rtol=1e-4, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- evaluators
+
+SAMPLE = 100  # held-apart test images per dataset (LFW: per identity, at most)
+Z = 4.0  # tolerance in binomial standard errors: a fixed sample, so no flakiness either way
+
+
+def _decode(jpeg: bytes) -> torch.Tensor:
+    with Image.open(io.BytesIO(jpeg)) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float() / 255
+
+
+def _test_sample(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 64, 64) in [0, 1] and labels of ``SAMPLE`` test-split files of
+    ``dataset`` (LFW: every test file of each identity, at most ``SAMPLE``), preprocessed
+    exactly as in the face pack the cards' figures were measured on."""
+    root = require(SHARED / {"celeba": "celeba10k"}.get(dataset, dataset), f"{dataset} data")
+    if dataset == "celeba":
+        with open(root / "attributes.csv", newline="") as fh:
+            rows = list(csv.reader(fh))
+        table = {r[0]: [int(v) for v in r[1:]] for r in rows[1:]}
+        names = [f"{i:06d}.jpg" for i in range(9001, 9001 + SAMPLE)]
+        paths = [root / "images" / n for n in names]
+        labels = torch.tensor([table[n] for n in names], dtype=torch.float32)
+        prep = data_mod._prep_celeba
+    elif dataset == "utkface":
+        with open(root / "labels.csv", newline="") as fh:
+            ages = {r["filename"]: int(r["age"]) for r in csv.DictReader(fh)}
+        # File names start with the age: take them in (stable) hash order, not by name.
+        names = sorted((n for n, a in ages.items() if a >= data_mod.MIN_AGE
+                        and data_mod.split_of("utkface", n) == "test"),
+                       key=data_mod.stable_hash)[:SAMPLE]
+        paths = [root / "images" / n for n in names]
+        labels = torch.tensor([data_mod.age_group(ages[n]) for n in names])
+        prep = data_mod._prep_utk
+    else:
+        paths, ids = [], []
+        for label, ident in enumerate(data_mod.LFW_IDENTITIES):
+            files = sorted(p for p in (root / ident).glob("*.jpg")
+                           if data_mod.split_of("lfw", p.name) == "test")[:SAMPLE]
+            paths += files
+            ids += [label] * len(files)
+        names = [p.name for p in paths]
+        labels = torch.tensor(ids)
+        prep = data_mod._prep_lfw
+    assert all(data_mod.split_of(dataset, n) == "test" for n in names)  # never trained on
+    return torch.stack([_decode(prep(p)) for p in paths]), labels
+
+
+def _within_binomial(measured: float, card: float, n: int, what: str) -> None:
+    tol = Z * math.sqrt(card * (1 - card) / n) + 0.5 / n
+    assert abs(measured - card) <= tol, (
+        f"{what}: {measured:.3f} on {n} test images vs {card:.3f} on the card (+-{tol:.3f})")
 
 
 @pytest.mark.parametrize("dataset", ["celeba", "utkface", "lfw"])
-def test_evaluators_load_and_classify(dataset: str) -> None:
+def test_evaluators_match_their_cards_on_held_apart_faces(dataset: str) -> None:
+    card = json.loads((WEIGHTS_DIR / f"evaluator_{dataset}.json").read_text())
     model = load_evaluator_for(dataset)
-    logits = model(torch.rand(2, 3, 64, 64))
-    assert logits.shape[0] == 2 and torch.isfinite(logits).all()
+    x, labels = _test_sample(dataset)
+    with torch.no_grad():
+        logits = model(x)
+    n = x.shape[0]
+    assert logits.shape == (n, card["architecture"]["n_outputs"])
+    assert n >= 40
+    test = card["test"]
+    if dataset == "celeba":
+        per_attribute = ((logits > 0).float() == labels).float().mean(0)
+        _within_binomial(float(per_attribute.mean()), test["mean_accuracy"], n, "mean accuracy")
+        # Balanced attributes, where guessing the majority is far below the card's figure.
+        for attr in ("Male", "Smiling"):
+            k = card["label_names"].index(attr)
+            _within_binomial(float(per_attribute[k]), test["accuracy"][attr], n, attr)
+        return
+    pred = logits.argmax(1)
+    _within_binomial(float((pred == labels).float().mean()), test["accuracy"], n, "accuracy")
+    # Better than always answering the most common class of the sample, by a margin.
+    majority = float(torch.bincount(labels).max()) / n
+    assert float((pred == labels).float().mean()) > majority + 0.1

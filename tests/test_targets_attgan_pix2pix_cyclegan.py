@@ -1,6 +1,7 @@
 """AttGAN, pix2pix and CycleGAN targets: golden outputs, checkpoint formats, target invariants.
 
-Golden files come from ``../shared/fixtures`` (skipped when absent); everything else uses the
+Golden files come from ``../shared/fixtures``, named in fixed lists (a missing file skips its
+cases, and fails them when the ``CI`` environment variable is set); everything else uses the
 tiny seeded variants so the file runs in a few seconds on a CPU.
 """
 
@@ -31,9 +32,15 @@ from targets.base import UNCONDITIONAL
 from targets.checkpoints import load_state_dict_strict
 from targets.cyclegan import N_BLOCKS, ResnetGenerator
 from targets.pix2pix import NUM_DOWNS, UnetGenerator
+from tests._shared import FIXTURES, require
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 TINY = ("attgan.tiny", "pix2pix.tiny", "cyclegan.tiny")
+# Every golden file this module tests, by name (never a directory listing).
+ATTGAN_GOLDEN = "attgan/golden.pt"
+PIX2PIX_GOLDENS = ("pix2pix_unet/golden.pt", "pix2pix_unet/golden_unet_128.pt")
+CYCLEGAN_GOLDEN = "cyclegan_resnet/golden.pt"
+GOLDEN_FILES = (ATTGAN_GOLDEN, *PIX2PIX_GOLDENS, CYCLEGAN_GOLDEN)
+FIXTURE_DIRS = ("attgan", "pix2pix_unet", "cyclegan_resnet")
 
 
 @functools.cache
@@ -42,9 +49,16 @@ def _load_golden(rel: str) -> dict[str, Any]:
 
 
 def golden(rel: str) -> dict[str, Any]:
-    if not (FIXTURES / rel).exists():
-        pytest.skip(f"fixture {rel} not available")
+    """The golden file ``rel``; skipped when absent (failed under ``CI``)."""
+    require(FIXTURES / rel, f"golden fixture {rel}")
     return _load_golden(rel)
+
+
+def test_every_golden_file_on_disk_is_tested() -> None:
+    for d in FIXTURE_DIRS:
+        require(FIXTURES / d, f"fixture folder {d}")
+    on_disk = {f"{d}/{p.name}" for d in FIXTURE_DIRS for p in (FIXTURES / d).glob("golden*.pt")}
+    assert on_disk == set(GOLDEN_FILES)
 
 
 def close(actual: Tensor, expected: Tensor, g: dict[str, Any]) -> None:
@@ -86,7 +100,7 @@ def _attgan_from_golden(g: dict[str, Any]) -> AttGANGenerator:
 
 
 def test_attgan_golden_all_outputs() -> None:
-    g = golden("attgan/golden.pt")
+    g = golden(ATTGAN_GOLDEN)
     assert g["mode"] == "eval"
     net = _attgan_from_golden(g).eval()
     x, a = g["input"], g["condition"]
@@ -103,7 +117,7 @@ def test_attgan_golden_all_outputs() -> None:
 
 
 def test_attgan_condition_scaling_matches_official() -> None:
-    g = golden("attgan/golden.pt")
+    g = golden(ATTGAN_GOLDEN)
     raw, fed = g["condition_raw_att_b"], g["condition"]
     assert list(g["condition_order"]) == list(CELEBA_ATTRS)
     scaled = attgan_condition(raw)
@@ -115,7 +129,7 @@ def test_attgan_condition_scaling_matches_official() -> None:
 
 
 def test_attgan_target_wrapper_reproduces_golden() -> None:
-    g = golden("attgan/golden.pt")
+    g = golden(ATTGAN_GOLDEN)
     target = GeneratorTarget(
         "attgan.golden",
         _attgan_from_golden(g),
@@ -131,7 +145,7 @@ def test_attgan_target_wrapper_reproduces_golden() -> None:
 
 
 def test_attgan_wrapped_prefixed_and_legacy_checkpoints_load() -> None:
-    g = golden("attgan/golden.pt")
+    g = golden(ATTGAN_GOLDEN)
     sd = g["state_dict"]
     legacy = {"module." + k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
     full_save = {"G": legacy, "D": {"conv.0.weight": torch.zeros(1)}, "optim_G": {"lr": 1}}
@@ -158,9 +172,6 @@ def test_attgan_tiny_conditions_and_release_variants() -> None:
 
 
 # ----------------------------------------------------------------------------- pix2pix
-
-PIX2PIX_GOLDENS = ("pix2pix_unet/golden.pt", "pix2pix_unet/golden_unet_128.pt")
-
 
 def _unet_from_golden(g: dict[str, Any]) -> UnetGenerator:
     cfg = g["config"]
@@ -248,7 +259,7 @@ CYCLEGAN_VARIANTS = ("resnet_9blocks", "resnet_6blocks")
 
 
 def _cyclegan_golden(variant: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    g = golden("cyclegan_resnet/golden.pt")
+    g = golden(CYCLEGAN_GOLDEN)
     part = g if variant == "resnet_9blocks" else g["resnet_6blocks"]
     return g, part
 
@@ -451,9 +462,7 @@ def _manifest_layouts() -> list[tuple[str, str, Callable[[], nn.Module]]]:
 def test_full_size_layout_matches_manifest(
     fixture: str, variant: str, build: Callable[[], nn.Module]
 ) -> None:
-    path = FIXTURES / fixture / "manifest.json"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = require(FIXTURES / fixture / "manifest.json", f"{fixture} manifest")
     spec = json.loads(path.read_text())["variants"][variant]
     with torch.device("meta"):  # shapes only, no memory
         net = build()

@@ -29,23 +29,40 @@ from targets.stargan import (
     rafd_conditions,
     stargan_target,
 )
+from tests._shared import FIXTURES, require
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 FIXTURE_DIRS = (
     "stargan",
     "stargan_disrupting_deepfakes",
     "ganimation",
     "ganimation_disrupting_deepfakes",
 )
-GOLDEN_FILES = sorted(
-    f"{d}/{p.name}" for d in FIXTURE_DIRS for p in (FIXTURES / d).glob("golden*.pt")
+# A fixed list, not a directory listing: a missing fixture must show up as a skipped (or,
+# under CI, failed) case, never as a case that silently disappears.
+GOLDEN_FILES = (
+    "stargan/golden.pt",
+    "stargan_disrupting_deepfakes/golden.pt",
+    "ganimation/golden.pt",
+    "ganimation_disrupting_deepfakes/golden.pt",
 )
-needs_fixtures = pytest.mark.skipif(not GOLDEN_FILES, reason=f"no golden fixtures in {FIXTURES}")
 
 
 @cache
-def _golden(rel: str) -> dict[str, Any]:
+def _load(rel: str) -> dict[str, Any]:
     return torch.load(FIXTURES / rel, map_location="cpu", weights_only=True)
+
+
+def _golden(rel: str) -> dict[str, Any]:
+    """The golden file ``rel``; skipped when absent (failed under ``CI``)."""
+    require(FIXTURES / rel, f"golden fixture {rel}")
+    return _load(rel)
+
+
+def test_every_golden_file_on_disk_is_tested() -> None:
+    for d in FIXTURE_DIRS:
+        require(FIXTURES / d, f"fixture folder {d}")
+    on_disk = {f"{d}/{p.name}" for d in FIXTURE_DIRS for p in (FIXTURES / d).glob("golden*.pt")}
+    assert on_disk == set(GOLDEN_FILES)
 
 
 def _build(rel: str, state_dict: dict[str, Any], tmp_path: Path) -> GeneratorTarget:
@@ -93,7 +110,6 @@ def _close(actual: Tensor, expected: Tensor, golden: dict[str, Any]) -> None:
     torch.testing.assert_close(actual, expected, atol=tol["atol"], rtol=tol["rtol"])
 
 
-@needs_fixtures
 @pytest.mark.parametrize("rel", GOLDEN_FILES)
 def test_golden_outputs_match_official(rel: str, tmp_path: Path) -> None:
     golden = _golden(rel)
@@ -135,7 +151,6 @@ def test_golden_outputs_match_official(rel: str, tmp_path: Path) -> None:
     assert stored <= checked, f"stored outputs not checked: {sorted(stored - checked)}"
 
 
-@needs_fixtures
 @pytest.mark.parametrize("rel", GOLDEN_FILES)
 def test_target_wrapper_maps_values(rel: str, tmp_path: Path) -> None:
     """The [0,1] wrapper on (input+1)/2 gives (output+1)/2, in the official mode."""
@@ -151,12 +166,6 @@ def test_target_wrapper_maps_values(rel: str, tmp_path: Path) -> None:
 # ------------------------------------------------------------------ checkpoint formats
 
 
-def _golden_or_skip(rel: str) -> dict[str, Any]:
-    if not (FIXTURES / rel).exists():
-        pytest.skip(f"{rel} absent")
-    return _golden(rel)
-
-
 def _check_output(rel: str, sd: dict[str, Any], tmp_path: Path) -> None:
     """Loading ``sd`` gives exactly the golden weights (so the golden outputs follow)."""
     reference = _golden(rel)["state_dict"]
@@ -169,7 +178,7 @@ def _check_output(rel: str, sd: dict[str, Any], tmp_path: Path) -> None:
 
 def test_stargan_module_prefix_without_num_batches_tracked(tmp_path: Path) -> None:
     rel = "stargan/golden.pt"
-    golden = _golden_or_skip(rel)
+    golden = _golden(rel)
     sd = {
         f"module.{k}": v
         for k, v in golden["state_dict"].items()
@@ -181,7 +190,7 @@ def test_stargan_module_prefix_without_num_batches_tracked(tmp_path: Path) -> No
 
 def test_ganimation_legacy_pytorch03_keys_and_module_prefix(tmp_path: Path) -> None:
     rel = "ganimation/golden.pt"
-    golden = _golden_or_skip(rel)
+    golden = _golden(rel)
     merged = {**golden["state_dict"], **golden["legacy_pytorch03_extra_entries"]}
     order = golden["legacy_pytorch03_key_order"]
     assert set(order) == set(merged)
@@ -190,7 +199,7 @@ def test_ganimation_legacy_pytorch03_keys_and_module_prefix(tmp_path: Path) -> N
 
 def test_ganimation_dd_aliases_checked_and_optional(tmp_path: Path) -> None:
     rel = "ganimation_disrupting_deepfakes/golden.pt"
-    golden = _golden_or_skip(rel)
+    golden = _golden(rel)
     sd = golden["state_dict"]
     without_debug = {k: v for k, v in sd.items() if not k.startswith("debug")}
     _check_output(rel, without_debug, tmp_path)
@@ -289,31 +298,30 @@ def test_condition_layouts() -> None:
 # ------------------------------------------------------------------ frozen, deterministic
 
 
-def _targets_to_freeze(tmp_path: Path) -> list[GeneratorTarget]:
-    found = [load_target(name) for name in TINY]
-    rel = "ganimation_disrupting_deepfakes/golden.pt"
-    if (FIXTURES / rel).exists():  # train mode with running stats: the risky case
-        found.append(_build(rel, _golden(rel)["state_dict"], tmp_path))
-    return [t for t in found if isinstance(t, GeneratorTarget)]
+# The DD GANimation golden runs in train mode with running stats: the risky case.
+FREEZE_CASES = (*TINY, "ganimation_disrupting_deepfakes/golden.pt")
 
 
-def test_frozen_buffers_unchanged_and_grad_only_to_input(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", FREEZE_CASES)
+def test_frozen_buffers_unchanged_and_grad_only_to_input(case: str, tmp_path: Path) -> None:
     gen = torch.Generator().manual_seed(0)
-    for target in _targets_to_freeze(tmp_path):
-        assert all(not p.requires_grad for p in target.parameters())
-        buffers = {k: v.clone() for k, v in target.generator.named_buffers()}
-        x = torch.rand(2, 3, 24, 40, generator=gen, requires_grad=True)
-        c = target.conditions[1].vector
-        y1 = target(x, c)
-        y2 = target(x, c)
-        assert y1.shape[-2:] == target.input_size
-        torch.testing.assert_close(y1, y2, atol=0.0, rtol=0.0)
-        for k, v in target.generator.named_buffers():
-            assert torch.equal(v, buffers[k]), f"{target.name}: buffer {k} changed"
-        (grad,) = torch.autograd.grad(y1.sum(), x)
-        assert grad.abs().sum() > 0
-        assert all(p.grad is None for p in target.parameters())
-        assert y1.min() >= 0.0 and y1.max() <= 1.0
+    target = load_target(case) if case in TINY else _build(case, _golden(case)["state_dict"],
+                                                          tmp_path)
+    assert isinstance(target, GeneratorTarget)
+    assert all(not p.requires_grad for p in target.parameters())
+    buffers = {k: v.clone() for k, v in target.generator.named_buffers()}
+    x = torch.rand(2, 3, 24, 40, generator=gen, requires_grad=True)
+    c = target.conditions[1].vector
+    y1 = target(x, c)
+    y2 = target(x, c)
+    assert y1.shape[-2:] == target.input_size
+    torch.testing.assert_close(y1, y2, atol=0.0, rtol=0.0)
+    for k, v in target.generator.named_buffers():
+        assert torch.equal(v, buffers[k]), f"{target.name}: buffer {k} changed"
+    (grad,) = torch.autograd.grad(y1.sum(), x)
+    assert grad.abs().sum() > 0
+    assert all(p.grad is None for p in target.parameters())
+    assert y1.min() >= 0.0 and y1.max() <= 1.0
 
 
 @pytest.mark.parametrize("name", TINY)

@@ -1,0 +1,31 @@
+"""Where the read-only ``../shared`` material lives, and what to do when part of it is missing.
+
+Locally a missing fixture or data folder skips the tests that need it. With the
+environment variable ``CI`` set (to anything non-empty) it fails them instead, so
+that CI never passes by silently running fewer cases.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = SHARED / "fixtures"
+DATA = SHARED / "data"
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def require(path: Path, what: str | None = None) -> Path:
+    """``path`` if it exists; else skip the test (locally) or fail it (under ``CI``)."""
+    if not path.exists():
+        message = f"{what or 'shared material'} not available: {path} is missing"
+        if in_ci():
+            pytest.fail(f"{message} (CI is set: missing shared material is an error)")
+        pytest.skip(message)
+    return path
