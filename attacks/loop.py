@@ -142,7 +142,7 @@ def run_attack(
     An objective whose gradient at ``x`` is exactly zero (a plain distance from the
     clean output has its minimum there) leaves a start at ``x`` stuck: use
     ``random_start`` or an objective that breaks the tie (as
-    ``disrupt.objectives.AwayFromClean`` does by default).
+    ``disrupt.core.objectives.AwayFromClean`` does by default).
 
     Args:
         x: clean images ``(B, C, H, W)``, float, values in ``[0, 1]``. Not modified.

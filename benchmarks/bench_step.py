@@ -19,8 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from disrupt.objectives import AwayFromClean
-from disrupt.speed import naive_step
+from disrupt.bench.speed import naive_step
+from disrupt.core.objectives import AwayFromClean
 from targets.base import Condition, GeneratorTarget
 from targets.stargan import StarGANGenerator
 

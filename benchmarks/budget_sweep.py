@@ -2,14 +2,14 @@
 
 For each target and each budget, a batch of CelebA test faces (CenterCrop(89), as in
 ``default_protection.py``) is attacked with PGD against that target alone (every
-condition, :class:`~disrupt.objectives.AwayFromClean`), with or without EOT over
-JPEG (:data:`~disrupt.robust.JPEG_EOT_TRANSFORMS`, applied to the 89x89 face before
+condition, :class:`~disrupt.core.objectives.AwayFromClean`), with or without EOT over
+JPEG (:data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS`, applied to the 89x89 face before
 the model's resize), saved as 8-bit, and measured as saved and after JPEG 75 / 50,
 a 50% resize and Gaussian blur sigma 1.5. Prints the disrupted fraction (Ruiz MSE >
 0.05 on [-1, 1], per face and condition) and the mean Ruiz MSE.
 
 With ``--psnr DB`` the attack is PGD under the L2 budget of that PSNR floor, each
-``--eps`` being the per-pixel cap, as the strength presets do (:mod:`disrupt.presets`).
+``--eps`` being the per-pixel cap, as the strength presets do (:mod:`disrupt.core.budget`).
 
 Run: python benchmarks/budget_sweep.py --images ../shared/data/celeba10k/images \
          --target stargan.celeba64 --eps 8 --eps 12 --eps 16 --steps 40 --eot jpeg [--limit 8]
@@ -32,13 +32,13 @@ from default_protection import (  # type: ignore[import-not-found]
 )
 
 from attacks import Objective, create_attack
-from disrupt.channels import parse_channel
-from disrupt.evaluation import measure_disruption
-from disrupt.metrics import psnr
-from disrupt.objectives import AwayFromClean
-from disrupt.pipeline import quantize_within
-from disrupt.presets import psnr_floor_attack
-from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms
+from disrupt.core.budget import psnr_floor_attack
+from disrupt.core.objectives import AwayFromClean
+from disrupt.core.pipeline import quantize_within
+from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms
+from disrupt.eval.channels import parse_channel
+from disrupt.eval.evaluation import measure_disruption
+from disrupt.eval.metrics import psnr
 from targets import load_target
 
 
@@ -69,7 +69,7 @@ def main() -> None:
                     away, JPEG_EOT_TRANSFORMS,
                     generator=torch.Generator().manual_seed(args.seed + 1))
             attack = create_attack("pgd", eps=eps, steps=args.steps)
-            if args.psnr is not None:  # as protect() does it: see disrupt.presets
+            if args.psnr is not None:  # as protect() does it: see disrupt.core.budget
                 attack = psnr_floor_attack(attack, args.psnr, x[0].numel())
             start = time.perf_counter()
             adv = attack(x, objective, generator=torch.Generator().manual_seed(args.seed))

@@ -26,8 +26,8 @@ from PIL import Image
 
 from disrupt import protect
 from disrupt.api import default_targets
-from disrupt.channels import parse_channel
-from disrupt.evaluation import measure_disruption
+from disrupt.eval.channels import parse_channel
+from disrupt.eval.evaluation import measure_disruption
 from targets import load_target
 
 CHANNELS = ("none", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.5")

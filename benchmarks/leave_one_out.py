@@ -30,10 +30,10 @@ from default_protection import (  # type: ignore[import-not-found]
 
 from disrupt import protect
 from disrupt.api import default_targets
-from disrupt.evaluation import measure_disruption
-from disrupt.pipeline import perturb, plan_protection
-from disrupt.presets import resolve_budget
-from disrupt.robust import JPEG_EOT_TRANSFORMS, InputDiversity
+from disrupt.core.budget import resolve_budget
+from disrupt.core.pipeline import perturb, plan_protection
+from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, InputDiversity
+from disrupt.eval.evaluation import measure_disruption
 from targets import load_target
 from targets.base import Target
 

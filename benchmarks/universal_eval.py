@@ -15,7 +15,7 @@ and the disrupted fraction (Ruiz MSE > 0.05 on [-1, 1], per face and condition) 
 each model as saved and after JPEG 75.
 
 Train the perturbation first (on faces the test never uses), for example:
-    python -m disrupt.universal --target stargan.celeba64 --target attgan.celeba64 \
+    python -m disrupt.core.universal --target stargan.celeba64 --target attgan.celeba64 \
         --target cyclegan.utkface64 --target faceswap.lfw64 \
         --images ../shared/data/celeba10k/images --limit 1000 --steps 500 \
         --out runs/universal/bundled_mid.safetensors
@@ -41,13 +41,13 @@ from default_protection import (  # type: ignore[import-not-found]
 
 from disrupt import protect
 from disrupt.api import default_targets
-from disrupt.channels import parse_channel
-from disrupt.evaluation import measure_disruption
-from disrupt.faces import Box
-from disrupt.metrics import psnr
-from disrupt.pipeline import quantize_within
-from disrupt.presets import STRENGTHS
-from disrupt.universal import load_universal, place_universal
+from disrupt.core.budget import STRENGTHS
+from disrupt.core.faces import Box
+from disrupt.core.pipeline import quantize_within
+from disrupt.core.universal import load_universal, place_universal
+from disrupt.eval.channels import parse_channel
+from disrupt.eval.evaluation import measure_disruption
+from disrupt.eval.metrics import psnr
 from targets import load_target
 
 CHANNELS = ("none", "jpeg:75")

@@ -20,8 +20,8 @@ _EXPORTS = {
     "ProtectResult": "disrupt.api",
     "default_targets": "disrupt.api",
     "resolve_targets": "disrupt.api",
-    "Disruption": "disrupt.evaluation",
-    "measure_disruption": "disrupt.evaluation",
+    "Disruption": "disrupt.eval.evaluation",
+    "measure_disruption": "disrupt.eval.evaluation",
     "DisruptError": "disrupt.errors",
     "ImageError": "disrupt.errors",
     "load_image": "disrupt.imaging",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from attacks import create_attack, list_attacks, register_attack
     from disrupt.api import ProtectResult, default_targets, protect, resolve_targets
     from disrupt.errors import DisruptError, ImageError
-    from disrupt.evaluation import Disruption, measure_disruption
+    from disrupt.eval.evaluation import Disruption, measure_disruption
     from disrupt.imaging import load_image, save_image
     from targets import Condition, GeneratorTarget, list_targets, load_target, register_target
 

@@ -18,8 +18,14 @@ from PIL import Image
 from torch import Tensor
 
 from attacks import Attack
+from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
+from disrupt.core.masking import load_mask
+from disrupt.core.pipeline import evaluation_targets, perturb, plan_protection
+from disrupt.core.seeding import check_seed, move_to, resolve_device
+from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError, SettingError
-from disrupt.evaluation import Disruption, measure_disruption
+from disrupt.eval.evaluation import Disruption, measure_disruption
+from disrupt.eval.metrics import RUIZ_THRESHOLD, perceptibility
 from disrupt.imaging import (
     ImageInput,
     LoadedImage,
@@ -29,18 +35,12 @@ from disrupt.imaging import (
     save_image,
     to_uint8,
 )
-from disrupt.masking import load_mask
-from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
-from disrupt.pipeline import evaluation_targets, perturb, plan_protection
-from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
-from disrupt.seeding import check_seed, move_to, resolve_device
-from disrupt.universal import load_universal
 from targets import Target, load_target
 from targets.registry import list_targets
 
 log = logging.getLogger(__name__)
 
-# The default budget is the "mid" strength preset (disrupt.presets).
+# The default budget is the "mid" strength preset (disrupt.core.budget).
 DEFAULT_EPS = STRENGTHS[DEFAULT_STRENGTH].eps
 
 TargetSpec = str | Target
@@ -74,7 +74,7 @@ class ProtectResult:
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)
     #: ``used`` (only face crops perturbed), ``none-found`` (looked, none: whole photo
     #: protected), ``off``, ``small-image`` (auto mode skipped detection) or
-    #: ``outside-mask``; see :data:`disrupt.pipeline.FaceStatus`.
+    #: ``outside-mask``; see :data:`disrupt.core.pipeline.FaceStatus`.
     face_status: str = "off"
     masked: bool = False
     universal: bool = False
@@ -229,12 +229,12 @@ def protect(
         targets: target names or :class:`~targets.Target` objects; ``None`` for the
             bundled set (every model, every condition).
         weights: checkpoint path per target name, for targets that need one.
-        budget: a budget already settled by :func:`~disrupt.presets.resolve_budget`
+        budget: a budget already settled by :func:`~disrupt.core.budget.resolve_budget`
             (the CLI's path); it excludes ``strength``, ``attack``, ``eps``, ``steps``,
             ``alpha``, ``eot`` and ``psnr``, which otherwise build it here.
         strength: ``"low"``, ``"mid"`` (default) or ``"high"``: a budget preset
             (PSNR floor, largest change, PGD steps and EOT; the table is in
-            :mod:`disrupt.presets`). ``attack``, ``eps``, ``steps``, ``alpha``, ``eot``
+            :mod:`disrupt.core.budget`). ``attack``, ``eps``, ``steps``, ``alpha``, ``eot``
             and ``psnr`` given explicitly override the preset's value.
         attack: attack name (``fgsm``, ``ifgsm``, ``pgd``, ``mifgsm``, plugins) or an
             :class:`~attacks.Attack` (which keeps its own eps, steps and alpha).
@@ -243,7 +243,7 @@ def protect(
         steps, alpha: iterations and step size; ``None``: the preset's steps and the
             attack's default step size (``alpha`` only with ``psnr=0``).
         eot: expectation over JPEG recompression (quality 50-95) of the photo, before
-            the face crops (:data:`disrupt.robust.JPEG_EOT_TRANSFORMS`).
+            the face crops (:data:`disrupt.core.transforms.JPEG_EOT_TRANSFORMS`).
         psnr: PSNR floor in dB over the pixels the attack may change (an L2 budget,
             with ``eps`` as the per-pixel cap); ``None``: the preset's; ``0``: no floor,
             plain L-inf at ``eps``.
@@ -252,11 +252,11 @@ def protect(
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
             the photo is at least twice the targets' input size. When no face is found
             the whole photo is protected and ``result.face_status`` says
-            ``"none-found"`` (see :mod:`disrupt.faces`).
+            ``"none-found"`` (see :mod:`disrupt.core.faces`).
         mask: an image the photo's size (file, PIL, array or tensor): white = may
             change, black = keep exactly, grey = a proportional share of the budget.
         universal: a universal perturbation (safetensors file from
-            :func:`disrupt.universal.save_universal`, a ``(3, S, S)`` tensor, or
+            :func:`disrupt.core.universal.save_universal`, a ``(3, S, S)`` tensor, or
             ``"bundled"`` for the one trained against the bundled models) to start
             from, resized into each face crop; the attack then refines it for
             ``steps`` (default 5) steps: the fast mode.

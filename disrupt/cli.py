@@ -155,7 +155,7 @@ def protect(
     # or any photo attacked.
     try:
         eps_value = parse_eps(eps) if eps is not None else None
-        from disrupt.presets import STRENGTHS
+        from disrupt.core.budget import STRENGTHS
 
         if strength not in STRENGTHS:
             *first, last = STRENGTHS
@@ -180,9 +180,9 @@ def protect(
     from attacks import UnknownAttackError
     from disrupt.api import protect as protect_api
     from disrupt.api import resolve_targets
+    from disrupt.core.budget import resolve_budget
+    from disrupt.core.universal import load_universal
     from disrupt.errors import DisruptError, SettingError
-    from disrupt.presets import resolve_budget
-    from disrupt.universal import load_universal
     from targets import CheckpointError, UnknownTargetError
 
     try:
@@ -261,8 +261,8 @@ def _echo_json(value: Any) -> None:
 
 def _check_device_and_seed(device: str, seed: int) -> Any:
     """The torch device for ``--device``; :class:`UsageError` for a bad device or seed."""
+    from disrupt.core.seeding import check_seed, resolve_device
     from disrupt.errors import SettingError
-    from disrupt.seeding import check_seed, resolve_device
 
     try:
         check_seed(seed)
@@ -346,7 +346,7 @@ def _render_region(s: dict[str, Any]) -> str:
 
 
 def _render_budget(a: dict[str, Any]) -> str:
-    from disrupt.presets import describe_budget
+    from disrupt.core.budget import describe_budget
 
     if a.get("psnr_floor"):
         return describe_budget(a["name"], a["linf_cap_255"] / 255, a["steps"], a["psnr_floor"])
@@ -425,7 +425,7 @@ def _device_or_exit(device: str) -> Any:
 
 def _exit_for(exc: Exception) -> int:
     """Exit code for a library error: 2 for usage (unknown names, bad settings), else 1."""
-    from disrupt.bench_config import ConfigError
+    from disrupt.bench.config import ConfigError
     from targets import UnknownTargetError
 
     return EXIT_USAGE if isinstance(exc, (UnknownTargetError, ConfigError, UsageError)) else (
@@ -578,7 +578,7 @@ def bench(
         _speed(target or [], weights or [], size or [], photo, out, seed or 0,
                _device_or_exit(device or "auto"), repeats, as_json, quiet)
         return
-    from disrupt.bench_config import BenchConfig, ConfigError, config_from_mapping, load_config
+    from disrupt.bench.config import BenchConfig, ConfigError, config_from_mapping, load_config
 
     try:
         weight_pairs = {}
@@ -617,9 +617,9 @@ def _progress_bar(quiet: bool) -> Any:
 
 
 def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
-    from disrupt.bench_config import ConfigError
-    from disrupt.bench_report import markdown_summary
-    from disrupt.benchmark import run_benchmark
+    from disrupt.bench.config import ConfigError
+    from disrupt.bench.grid import run_benchmark
+    from disrupt.bench.report import markdown_summary
     from disrupt.errors import DisruptError
     from targets import CheckpointError, UnknownTargetError
 
@@ -649,9 +649,9 @@ def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
 def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Path | None,
            out: Path, seed: int, device: str, repeats: int, as_json: bool, quiet: bool) -> None:
     from disrupt.api import default_targets, resolve_targets
+    from disrupt.bench.speed import SPEED_SIZES, parse_size, speed_benchmark, write_speed
     from disrupt.errors import DisruptError
     from disrupt.imaging import load_image
-    from disrupt.speed import SPEED_SIZES, parse_size, speed_benchmark, write_speed
     from targets import CheckpointError, UnknownTargetError
 
     try:

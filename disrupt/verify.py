@@ -25,13 +25,13 @@ from PIL import Image
 from torch import Tensor
 
 from disrupt.api import TargetSpec, resolve_targets
+from disrupt.core.seeding import move_to, resolve_device, seeded
 from disrupt.errors import DisruptError
-from disrupt.evaluation import Disruption, measure_disruption, target_outputs
-from disrupt.figures import compose_grid
+from disrupt.eval.evaluation import Disruption, measure_disruption, target_outputs
+from disrupt.eval.figures import compose_grid
+from disrupt.eval.metrics import RUIZ_THRESHOLD, perceptibility
 from disrupt.files import write_atomically
 from disrupt.imaging import ImageInput, load_image
-from disrupt.metrics import RUIZ_THRESHOLD, perceptibility
-from disrupt.seeding import move_to, resolve_device, seeded
 from targets.base import Target
 
 log = logging.getLogger(__name__)

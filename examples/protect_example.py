@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from disrupt import protect
-from disrupt.figures import compose_grid
+from disrupt.eval.figures import compose_grid
 from disrupt.verify import COLUMNS, verify
 
 HERE = Path(__file__).parent

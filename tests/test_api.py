@@ -75,7 +75,7 @@ def test_protection_disrupts_more_than_noise(tiny) -> None:  # type: ignore[no-u
     # Random noise of the same budget as a baseline.
     x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
     noise = (x + (torch.rand_like(x) * 2 - 1) * 8 / 255).clamp(0, 1)
-    from disrupt.evaluation import measure_disruption
+    from disrupt.eval.evaluation import measure_disruption
 
     random_mse = np.mean([d.ruiz_mse for d in measure_disruption([tiny], x, noise)[0]])
     attack_mse = np.mean([d.ruiz_mse for d in result.disruption])

@@ -22,7 +22,7 @@ from attacks import (
     run_attack,
 )
 from attacks import registry as registry_module
-from disrupt.objectives import AwayFromClean
+from disrupt.core.objectives import AwayFromClean
 from targets.base import GeneratorTarget
 
 ATTACKS = [name for name, _ in list_attacks()]

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import disrupt.benchmark as benchmark
-from disrupt.bench_config import BenchConfig, ConfigError, config_from_mapping, load_config
-from disrupt.benchmark import build_cells, run_benchmark
+import disrupt.bench.grid as benchmark
+from disrupt.bench.config import BenchConfig, ConfigError, config_from_mapping, load_config
+from disrupt.bench.grid import build_cells, run_benchmark
 from disrupt.cli import app
-from disrupt.figures import grid_size
-from disrupt.semantic import SemanticJudge
+from disrupt.eval.figures import grid_size
+from disrupt.eval.semantic import SemanticJudge
 from targets.training.evaluators import FaceClassifier
 
 runner = CliRunner()
@@ -251,7 +251,7 @@ def test_speed_benchmark_cli(tmp_path: Path) -> None:
 
 
 def test_naive_loop_leaves_the_target_frozen(cond_target, images) -> None:  # type: ignore[no-untyped-def]
-    from disrupt.speed import naive_attack
+    from disrupt.bench.speed import naive_attack
 
     x_adv = naive_attack([cond_target], images, eps=4 / 255, alpha=1 / 255, steps=2,
                          generator=torch.Generator().manual_seed(0))
@@ -260,7 +260,7 @@ def test_naive_loop_leaves_the_target_frozen(cond_target, images) -> None:  # ty
 
 
 def test_bundled_targets_get_an_evaluator_or_a_note() -> None:
-    from disrupt.semantic import load_judges
+    from disrupt.eval.semantic import load_judges
 
     names = ["stargan.celeba64", "cyclegan.utkface64", "faceswap.lfw64", "stargan.tiny"]
     judges, notes = load_judges(names)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from disrupt import protect
 from disrupt.api import default_targets
-from disrupt.evaluation import measure_disruption, target_outputs
+from disrupt.eval.evaluation import measure_disruption, target_outputs
 from targets import CheckpointError, load_target, target_info
 from targets.bundled import (
     BUNDLED_DEFAULT,

@@ -31,9 +31,9 @@ from typer.testing import CliRunner
 import disrupt.api
 from disrupt import protect
 from disrupt.cli import app
+from disrupt.core.seeding import resolve_device
 from disrupt.errors import DisruptError, ImageError, InputTypeError, SettingError
 from disrupt.files import write_atomically
-from disrupt.seeding import resolve_device
 from targets import GeneratorTarget, load_target, register_target
 from targets import registry as target_registry
 
@@ -399,7 +399,7 @@ def test_result_says_where_eot_ran(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert protect(x, targets=["stargan.tiny"], steps=1, eot=True).eot_on == "photo"
     assert protect(x, targets=["stargan.tiny"], steps=1, eot=False).eot_on == "off"
-    monkeypatch.setattr("disrupt.pipeline.EOT_ON_PHOTO_MAX_PIXELS", 16)
+    monkeypatch.setattr("disrupt.core.pipeline.EOT_ON_PHOTO_MAX_PIXELS", 16)
     result = protect(x, targets=["stargan.tiny"], steps=1, eot=True)
     assert result.eot_on == "crops" and result.to_dict()["eot_on"] == "crops"
 
@@ -422,7 +422,7 @@ def test_a_damaged_evaluator_is_named_not_called_absent(tmp_path: Path,
     import shutil
 
     import targets.bundled
-    from disrupt.semantic import load_judges
+    from disrupt.eval.semantic import load_judges
 
     weights = tmp_path / "weights"
     shutil.copytree(targets.bundled.WEIGHTS_DIR, weights)

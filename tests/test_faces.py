@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import disrupt.metrics as metrics
-import disrupt.pipeline as pipeline
+import disrupt.core.pipeline as pipeline
+import disrupt.eval.metrics as metrics
 from attacks import ifgsm
 from disrupt.api import protect
-from disrupt.faces import (
+from disrupt.core.faces import (
     Box,
     CropsObjective,
     CropTarget,
@@ -22,9 +22,9 @@ from disrupt.faces import (
     detect_faces,
     union_mask,
 )
+from disrupt.core.objectives import AwayFromClean
+from disrupt.core.pipeline import Plan, plan_protection, quantize_within, run_protection
 from disrupt.imaging import load_image
-from disrupt.objectives import AwayFromClean
-from disrupt.pipeline import Plan, plan_protection, quantize_within, run_protection
 from targets import load_target
 from targets.base import GeneratorTarget
 

@@ -1,4 +1,4 @@
-"""Tests for disrupt.metrics: known values, identities, threshold semantics, shapes."""
+"""Tests for disrupt.eval.metrics: known values, identities, threshold semantics, shapes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from disrupt import metrics
-from disrupt.metrics import (
+from disrupt.eval.metrics import (
     RUIZ_THRESHOLD,
     disrupted,
     l1,

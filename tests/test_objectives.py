@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from attacks import create_attack
-from disrupt.objectives import (
+from disrupt.core.objectives import (
     AwayFromClean,
     Ensemble,
     IterativeConditions,

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 from attacks import Attack, ifgsm, run_attack
 from disrupt.api import DEFAULT_EPS, protect
 from disrupt.cli import app
+from disrupt.core.budget import STRENGTHS, UNIVERSAL_REFINE_STEPS, resolve_budget
+from disrupt.core.masking import MaskedObjective, apply_mask, load_mask
 from disrupt.errors import ImageError
-from disrupt.masking import MaskedObjective, apply_mask, load_mask
-from disrupt.presets import STRENGTHS, UNIVERSAL_REFINE_STEPS, resolve_budget
 
 runner = CliRunner()
 
-#: The documented table (disrupt.presets docstring): max change in /255, attack, steps, EOT,
+#: The documented table (disrupt.core.budget docstring): max change in /255, attack, steps, EOT,
 #: samples, PSNR floor in dB.
 DOCUMENTED = {
     "low": (8, "pgd", 10, False, 1, 37.0),

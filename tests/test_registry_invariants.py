@@ -16,9 +16,9 @@ from PIL import Image
 
 from attacks import Objective, create_attack, quantize_to_uint8_within
 from disrupt.api import protect
-from disrupt.objectives import AwayFromClean
-from disrupt.pipeline import perturb, plan_protection
-from disrupt.presets import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
+from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, resolve_budget
+from disrupt.core.objectives import AwayFromClean
+from disrupt.core.pipeline import perturb, plan_protection
 from targets import GeneratorTarget, list_targets, load_target, register_target
 from targets import registry as target_registry
 

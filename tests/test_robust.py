@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from disrupt.objectives import AwayFromClean
-from disrupt.robust import (
+from disrupt.core.objectives import AwayFromClean
+from disrupt.core.transforms import (
     DEFAULT_EOT_TRANSFORMS,
     ExpectationOverTransforms,
     Identity,

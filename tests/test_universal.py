@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from disrupt.api import protect
-from disrupt.errors import DisruptError
-from disrupt.faces import Box
-from disrupt.universal import (
+from disrupt.core.faces import Box
+from disrupt.core.universal import (
     load_universal,
     mean_ruiz_mse,
     place_universal,
     save_universal,
     train_universal,
 )
+from disrupt.errors import DisruptError
 from targets import load_target
 
 EPS = 8 / 255
@@ -132,7 +132,7 @@ def test_cli_fast_starts_from_the_bundled_universal(tmp_path: Path) -> None:
 def test_a_damaged_bundled_universal_fails_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import disrupt.universal as universal
+    import disrupt.core.universal as universal
 
     copy = tmp_path / "u.safetensors"
     data = bytearray(universal.BUNDLED_UNIVERSAL.read_bytes())

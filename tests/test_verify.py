@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from disrupt import protect
 from disrupt.cli import app
-from disrupt.figures import grid_size
+from disrupt.eval.figures import grid_size
 from disrupt.verify import COLUMNS, verify
 
 runner = CliRunner()

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from disrupt.metrics import RUIZ_THRESHOLD, output_distortion
-from disrupt.objectives import OverConditions
-from disrupt.seeding import seeded
+from disrupt.core.objectives import OverConditions
+from disrupt.core.seeding import seeded
+from disrupt.eval.metrics import RUIZ_THRESHOLD, output_distortion
 from targets.base import Target
 
 

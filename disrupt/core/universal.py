@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attacks import default_alpha, run_attack
+from disrupt.core.faces import Box
+from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.core.transforms import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms
 from disrupt.errors import DisruptError
-from disrupt.evaluation import measure_disruption
-from disrupt.faces import Box
-from disrupt.objectives import AwayFromClean, Ensemble
-from disrupt.robust import DEFAULT_EOT_TRANSFORMS, ExpectationOverTransforms
+from disrupt.eval.evaluation import measure_disruption
 from targets.base import Target
 from targets.bundled import WEIGHTS_DIR
 from targets.checkpoints import sha256_of
@@ -127,7 +127,7 @@ def train_universal(
 
     Args:
         targets: the generators to disrupt together (``Ensemble`` of
-            :class:`~disrupt.objectives.AwayFromClean`, all conditions each).
+            :class:`~disrupt.core.objectives.AwayFromClean`, all conditions each).
         images: face crops ``(N, 3, h, w)`` (or a list of ``(3, h, w)``) in ``[0, 1]``,
             cropped as a manipulator would; resized to ``size``.
         eps: L-inf budget in ``[0, 1]`` units (``<= 0.5``).
@@ -136,7 +136,7 @@ def train_universal(
         alpha: step size; default ``default_alpha(eps, steps)`` (``2.5 eps / steps``)
             but at least ``eps / 50``.
         batch_size: faces per step.
-        eot: average over :data:`~disrupt.robust.DEFAULT_EOT_TRANSFORMS` (one draw a step).
+        eot: average over :data:`~disrupt.core.transforms.DEFAULT_EOT_TRANSFORMS` (one draw a step).
         seed: seeds the batch order, the random start and the EOT draws.
         progress: ``progress(step, steps)`` after each step.
 

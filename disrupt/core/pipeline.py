@@ -12,7 +12,7 @@ a differentiable JPEG of 12 megapixels at every step costs gigabytes and minutes
 and its 8x8 blocks vanish in the 40-fold resize to the model's input anyway.
 
 Every target is attacked *through crops*: with faces, the boxes a manipulator would
-cut around each face (:func:`disrupt.faces.crop_boxes`); without, one box covering
+cut around each face (:func:`disrupt.core.faces.crop_boxes`); without, one box covering
 the whole photo. Each crop is resized to the target's input size before the
 objective (and any EOT transform) sees it, so the expensive parts run on small
 images whatever the photo's size.
@@ -36,7 +36,8 @@ import torch
 from torch import Tensor
 
 from attacks import Attack, Norm, Objective, quantize_to_uint8_within
-from disrupt.faces import (
+from disrupt.core.budget import Budget
+from disrupt.core.faces import (
     CANONICAL_CROP,
     CROP_FAMILY,
     DEFAULT_CROP_SIZE,
@@ -49,12 +50,11 @@ from disrupt.faces import (
     detect_faces,
     union_mask,
 )
-from disrupt.masking import MaskedObjective, apply_mask
-from disrupt.objectives import AwayFromClean, Ensemble
-from disrupt.presets import Budget
-from disrupt.robust import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
-from disrupt.seeding import seeded
-from disrupt.universal import place_universal
+from disrupt.core.masking import MaskedObjective, apply_mask
+from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.core.seeding import seeded
+from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
+from disrupt.core.universal import place_universal
 from targets.base import Target
 
 __all__ = [

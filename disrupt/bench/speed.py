@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from attacks import project, random_delta
 from disrupt.api import protect
-from disrupt.objectives import AwayFromClean, Ensemble
-from disrupt.presets import DEFAULT_STRENGTH, resolve_budget
+from disrupt.core.budget import DEFAULT_STRENGTH, resolve_budget
+from disrupt.core.objectives import AwayFromClean, Ensemble
 from targets.base import Target
 
 __all__ = [
@@ -284,7 +284,7 @@ def speed_markdown(rows: Sequence[SpeedRow], notes: Sequence[str] = ()) -> str:
 
 def write_speed(rows: Sequence[SpeedRow], out: Path, notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write ``speed.json`` (with the environment) and ``speed.md`` into ``out``."""
-    from disrupt.bench_report import environment
+    from disrupt.bench.report import environment
 
     device = torch.device(rows[0].device) if rows else torch.device("cpu")
     files = {"json": out / "speed.json", "markdown": out / "speed.md"}

@@ -31,16 +31,16 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from disrupt.benchmark import (
+from disrupt.bench.grid import (
     ALL_CONDITIONS,
     BenchImage,
     BenchResult,
     image_stem,
 )
-from disrupt.evaluation import target_outputs
-from disrupt.figures import compose_grid
+from disrupt.core.seeding import seeded
+from disrupt.eval.evaluation import target_outputs
+from disrupt.eval.figures import compose_grid
 from disrupt.files import json_ready, write_text_atomically
-from disrupt.seeding import seeded
 from targets.base import Target
 
 __all__ = ["environment", "markdown_summary", "write_report"]

@@ -15,7 +15,7 @@ low      >= 37 dB  8/255     pgd    10     off                                  
 mid      >= 33 dB  16/255    pgd    20     JPEG 50-95 or the photo as saved,      1 per step
                                            drawn per step, applied to the photo
                                            before the face crops
-                                           (:data:`~disrupt.robust.JPEG_EOT_TRANSFORMS`)
+                                           (:data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS`)
 high     >= 30 dB  24/255    pgd    40     as mid                                 2 per step
 ======== ========= ========= ====== ====== ====================================== ==========
 
@@ -38,7 +38,7 @@ perturbation and, unless told otherwise, refines it for
 
 Re-measure perceptibility (and print a table) with::
 
-    python -m disrupt.presets [--image PHOTO] [--target NAME ...]
+    python -m disrupt.core.budget [--image PHOTO] [--target NAME ...]
 """
 
 from __future__ import annotations

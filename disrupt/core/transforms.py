@@ -122,7 +122,7 @@ class SpreadSpectrum:
         x: clean images ``(B, 3, H, W)`` in ``[0, 1]``.
         blurs: the cycle; Ruiz et al.'s six by default.
 
-    Stateful like :class:`~disrupt.objectives.IterativeConditions`: the attack loop
+    Stateful like :class:`~disrupt.core.objectives.IterativeConditions`: the attack loop
     calls its objective once per step, so step ``t`` uses blur ``t mod len(blurs)``.
     Build a fresh one (or :meth:`reset`) per attack run.
 
@@ -471,7 +471,7 @@ class ExpectationOverTransforms:
     (what the manipulator would have got from the clean photo through the same
     channel), at one more no-grad forward pass per draw.
 
-    A stateful inner objective (:class:`~disrupt.objectives.IterativeConditions`)
+    A stateful inner objective (:class:`~disrupt.core.objectives.IterativeConditions`)
     advances once per draw, not once per attack step.
 
     Args:

@@ -41,7 +41,7 @@ over side of the Haar box; vertical offset of the crop's centre in face-box side
 negative is up): CelebA's StarGAN crop is 1.74x, centre 0.14 up; UTKFace's crop
 1.24x, 0.09 down; the face-swap model's LFW crop 1.05x, centred. The default
 :data:`CROP_FAMILY` covers these and their neighbours (seven boxes per face), and
-the EOT crop jitter (:class:`disrupt.robust.RandomCropResize`) adds a few pixels
+the EOT crop jitter (:class:`disrupt.core.transforms.RandomCropResize`) adds a few pixels
 more; :data:`CANONICAL_CROP` (the CelebA one) is where a universal perturbation is
 placed and where disruption is reported.
 """
@@ -320,7 +320,7 @@ class CropTarget:
 
     ``CropTarget(target, box)(x, c) == target(crop_resize(x, box, size), c)``, with
     ``size`` the target's ``input_size`` (so the target's own resize is a no-op).
-    Every objective and :func:`~disrupt.evaluation.measure_disruption` work on it
+    Every objective and :func:`~disrupt.eval.evaluation.measure_disruption` work on it
     unchanged, in the full photo's pixels. It reports ``batch_independent = False``
     so that they call it once per condition rather than on the photo repeated once
     per condition.
@@ -359,7 +359,7 @@ class CropsObjective:
     The clean crops of ``x`` (``K`` boxes, each resized to ``size``) are stacked
     box-major into a batch of ``K * B`` and handed to ``make_objective``, which builds
     the inner objective on them (e.g. ``lambda xc: AwayFromClean(target, xc)``, or an
-    :class:`~disrupt.robust.ExpectationOverTransforms` of it, so transforms run on the
+    :class:`~disrupt.core.transforms.ExpectationOverTransforms` of it, so transforms run on the
     small crops, not on the full photo). A call crops ``x_adv`` the same way and
     returns the inner scores averaged over the boxes. No ``K x full image`` batch is
     ever built: each crop is cut from ``x_adv`` before resizing.

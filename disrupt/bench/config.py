@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from attacks import attack_info
-from disrupt.channels import DEFAULT_CHANNELS, parse_channel
-from disrupt.metrics import RUIZ_THRESHOLD
-from disrupt.presets import STRENGTHS
+from disrupt.core.budget import STRENGTHS
+from disrupt.eval.channels import DEFAULT_CHANNELS, parse_channel
+from disrupt.eval.metrics import RUIZ_THRESHOLD
 
 __all__ = [
     "CELEBA_CROP",

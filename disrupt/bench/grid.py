@@ -4,23 +4,23 @@ Every *cell* of the grid protects every image once, saves what a user would get 
 attack's result projected onto the 8-bit grid with
 :func:`attacks.quantize_to_uint8_within`, written as PNG and read back), and measures
 that file: as saved, and again after each evaluation *channel* (JPEG, resize, blur;
-:mod:`disrupt.channels`). Under a channel both images go through it, so the figure is
+:mod:`disrupt.eval.channels`). Under a channel both images go through it, so the figure is
 ``G(ch(x_adv))`` against ``G(ch(x))``: what the protection still does once the photo
 has been re-compressed, beyond what the channel does to an unprotected photo.
 
-Objectives (how the perturbation is found; see :mod:`disrupt.objectives`):
+Objectives (how the perturbation is found; see :mod:`disrupt.core.objectives`):
 
-- ``away``: :class:`~disrupt.objectives.AwayFromClean` over all conditions at once.
-- ``joint``: :class:`~disrupt.objectives.JointConditions`, Ruiz et al.'s joint
+- ``away``: :class:`~disrupt.core.objectives.AwayFromClean` over all conditions at once.
+- ``joint``: :class:`~disrupt.core.objectives.JointConditions`, Ruiz et al.'s joint
   class-transferable attack. The same objective as ``away`` under its paper name
   (kept separate so tables read like the paper); the two give equal numbers.
-- ``iterative``: :class:`~disrupt.objectives.IterativeConditions`, one condition per step.
+- ``iterative``: :class:`~disrupt.core.objectives.IterativeConditions`, one condition per step.
 - ``specific``: Ruiz et al.'s main protocol: one perturbation *per condition*, each
   attacking and evaluated on its own condition only (``K`` attacks per image).
-- ``toward``: :class:`~disrupt.objectives.TowardOutput` toward a flat mid-grey output
+- ``toward``: :class:`~disrupt.core.objectives.TowardOutput` toward a flat mid-grey output
   (0.5 everywhere at the target's output size), a fixed target that needs no
   second image and is far from every real edit.
-- ``spread``: :class:`~disrupt.robust.SpreadSpectrum` around ``joint``: the blur
+- ``spread``: :class:`~disrupt.core.transforms.SpreadSpectrum` around ``joint``: the blur
   changes every step (Gaussian sigma 1-3, box 5-9), each pushing ``G(blur(x_adv))``
   away from ``G(blur(x))``; meant to survive the blur channel.
 
@@ -28,7 +28,7 @@ Transfer: ``evaluate_on`` lists more targets; every cell is also measured on the
 (``transfer`` is true on those rows). Cells are cached in ``OUT/cells/<key>/`` by a
 hash of everything that defines them; a re-run skips finished cells.
 
-The library returns a :class:`BenchResult`; :mod:`disrupt.bench_report` writes the
+The library returns a :class:`BenchResult`; :mod:`disrupt.bench.report` writes the
 JSON, CSV, markdown, plots and image grid; the CLI renders.
 """
 
@@ -53,30 +53,30 @@ from PIL import Image
 from torch import Tensor, nn
 
 from attacks import Objective, attack_info, create_attack, quantize_to_uint8_within
-from disrupt.bench_config import (
+from disrupt.bench.config import (
     OBJECTIVES,
     BenchConfig,
     ConfigError,
     config_from_mapping,
     load_config,
 )
-from disrupt.channels import Channel, parse_channel
-from disrupt.errors import DisruptError
-from disrupt.evaluation import measure_disruption, target_outputs
-from disrupt.files import write_text_atomically
-from disrupt.imaging import load_image, to_uint8
-from disrupt.metrics import perceptibility
-from disrupt.objectives import (
+from disrupt.core.budget import STRENGTHS, resolve_budget
+from disrupt.core.objectives import (
     AwayFromClean,
     IterativeConditions,
     JointConditions,
     TowardOutput,
 )
-from disrupt.pipeline import perturb, plan_protection
-from disrupt.presets import STRENGTHS, resolve_budget
-from disrupt.robust import SpreadSpectrum
-from disrupt.seeding import seeded
-from disrupt.semantic import SemanticJudge
+from disrupt.core.pipeline import perturb, plan_protection
+from disrupt.core.seeding import seeded
+from disrupt.core.transforms import SpreadSpectrum
+from disrupt.errors import DisruptError
+from disrupt.eval.channels import Channel, parse_channel
+from disrupt.eval.evaluation import measure_disruption, target_outputs
+from disrupt.eval.metrics import perceptibility
+from disrupt.eval.semantic import SemanticJudge
+from disrupt.files import write_text_atomically
+from disrupt.imaging import load_image, to_uint8
 from targets.base import Target
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class BenchResult:
     image, attacked condition, evaluated condition); ``images``: one per (cell, image,
     attacked condition) with perceptibility and seconds; ``aggregates``: one per
     (cell, evaluated target, channel). ``files`` maps a kind (``json``, ``csv``, ...)
-    to the path written, once :func:`disrupt.bench_report.write_report` ran."""
+    to the path written, once :func:`disrupt.bench.report.write_report` ran."""
 
     config: BenchConfig
     environment: dict[str, Any]
@@ -572,8 +572,8 @@ def run_benchmark(
         ConfigError: bad settings; DisruptError / CheckpointError: unreadable images or
         weights.
     """
-    from disrupt.bench_report import environment, write_report
-    from disrupt.semantic import load_judges
+    from disrupt.bench.report import environment, write_report
+    from disrupt.eval.semantic import load_judges
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
