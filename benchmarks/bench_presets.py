@@ -2,11 +2,11 @@
 
     python benchmarks/bench_presets.py [--image PHOTO] [--target NAME ...]
 
-Same as ``python -m disrupt.core.budget``: protects the photo at low/mid/high, with faces
+Same as ``python benchmarks/measure_presets.py``: protects the photo at low/mid/high, with faces
 (auto) and without, and prints PSNR, SSIM and max change of the saved 8-bit image.
 """
 
-from disrupt.core.budget import _main
+from disrupt.bench.preset_table import _main
 
 if __name__ == "__main__":
     _main()

@@ -11,7 +11,7 @@ functions) stay plain ``ValueError``.
 
 from __future__ import annotations
 
-__all__ = ["DisruptError", "ImageError", "InputTypeError", "SettingError"]
+__all__ = ["DisruptError", "ImageError", "InputTypeError", "SettingError", "one_line", "printable"]
 
 
 class DisruptError(Exception):
@@ -34,3 +34,13 @@ class SettingError(DisruptError, ValueError):
 class InputTypeError(DisruptError, TypeError):
     """An image given as a type that no loader accepts (not a path, bytes, stream, PIL
     image, array or tensor)."""
+
+
+def printable(name: str) -> str:
+    """``name`` with control characters escaped, so messages naming it stay on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

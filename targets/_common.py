@@ -8,15 +8,24 @@ untouched.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar, cast
 
 import torch
 from torch import Tensor, nn
 
-from targets.checkpoints import strip_prefix
+from targets.base import Condition
+from targets.checkpoints import (
+    CheckpointError,
+    load_state_dict_strict,
+    read_checkpoint,
+    strip_prefix,
+)
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
+#: A checkpoint-key patch: official state dict in, our module's state dict out.
+Remap = Callable[[Mapping[str, object]], dict[str, object]]
 
 _RUNNING_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
@@ -87,3 +96,38 @@ def seeded_init_(module: ModuleT, seed: int = 0) -> ModuleT:
                 if sub.track_running_stats:
                     sub.reset_running_stats()
     return module
+
+
+def load_checkpoint_into(module: nn.Module, path: Path, remap: Remap) -> None:
+    """Read ``path`` safely, remap it, and load it strictly (errors name file and keys)."""
+    raw = read_checkpoint(path)
+    try:
+        sd = remap(raw)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    load_state_dict_strict(module, sd, path)
+
+
+def one_hot_conditions(
+    names: Sequence[str], *, offset: int = 0, total: int | None = None,
+    suffix: Sequence[float] = (),
+) -> tuple[Condition, ...]:
+    """Condition ``k`` = one-hot at ``offset + k`` in a ``total``-long vector, then ``suffix``."""
+    size = total if total is not None else offset + len(names)
+    conditions = []
+    for k, name in enumerate(names):
+        v = torch.zeros(size + len(suffix))
+        v[offset + k] = 1.0
+        if suffix:
+            v[size:] = torch.tensor(list(suffix))
+        conditions.append(Condition(name, v))
+    return tuple(conditions)
+
+
+def require_weights(name: str, weights: Path | None) -> Path:
+    """``weights`` or a :class:`CheckpointError` saying the target needs a checkpoint."""
+    if weights is None:
+        raise CheckpointError(
+            f"target {name!r} needs its checkpoint: pass weights=PATH (CLI: --weights PATH)"
+        )
+    return weights

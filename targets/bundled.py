@@ -43,7 +43,7 @@ from targets.checkpoints import CheckpointError, load_state_dict_strict, read_ch
 from targets.registry import register_target
 
 if TYPE_CHECKING:
-    from targets.training.evaluators import FaceClassifier
+    from targets.evaluator import FaceClassifier
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 LICENCE = (
@@ -342,7 +342,7 @@ def load_evaluator_for(dataset: str, weights: Path | None = None,
     young/middle/old; 2 identities George_W_Bush/Colin_Powell). ``weights`` as in
     :func:`load_bundled`. The sha256 in the evaluator's card is checked when present.
     """
-    from targets.training.evaluators import load_evaluator
+    from targets.evaluator import load_evaluator
 
     if dataset not in EVALUATOR_FILES:
         raise KeyError(f"no evaluator for {dataset!r}; choose one of {', '.join(EVALUATOR_FILES)}")

@@ -39,19 +39,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from targets._common import drop_running_stats, fill_num_batches_tracked, seeded_init_
-from targets.base import Condition, GeneratorTarget, Mode, WeightsSpec
-from targets.checkpoints import CheckpointError
-from targets.registry import register_target
-from targets.stargan import (
-    Port,
+from targets._common import (
+    drop_running_stats,
+    fill_num_batches_tracked,
     load_checkpoint_into,
     one_hot_conditions,
     require_weights,
-    tile_condition,
-    trunk_layers,
-    unwrap_and_strip,
+    seeded_init_,
 )
+from targets.base import Condition, GeneratorTarget, Mode, WeightsSpec
+from targets.checkpoints import CheckpointError
+from targets.registry import register_target
+from targets.stargan import Port, tile_condition, trunk_layers, unwrap_and_strip
 
 GANIMATION_REPO = "albertpumarola/GANimation"
 GANIMATION_COMMIT = "40da9ae1a88e6a3c38cd6548be08a61cbd6695ba"

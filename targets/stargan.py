@@ -31,16 +31,22 @@ statistics); eval mode (stored running statistics) gives a different image.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
 
-from targets._common import fill_num_batches_tracked, seeded_init_, strip_module_prefix
+from targets._common import (
+    fill_num_batches_tracked,
+    load_checkpoint_into,
+    one_hot_conditions,
+    require_weights,
+    seeded_init_,
+    strip_module_prefix,
+)
 from targets.base import Condition, GeneratorTarget, Mode, WeightsSpec
-from targets.checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint
 from targets.registry import register_target
 
 STARGAN_REPO = "yunjey/stargan"
@@ -63,7 +69,6 @@ RAFD_EXPRESSIONS: tuple[str, ...] = (
     "surprised",
 )
 
-Remap = Callable[[Mapping[str, object]], dict[str, object]]
 #: Which code a generator reproduces: the official repository or the disrupting-deepfakes port.
 Port = Literal["official", "dd"]
 
@@ -212,32 +217,6 @@ def remap_state_dict(state_dict: Mapping[str, object]) -> dict[str, object]:
 # ------------------------------------------------------------------------ shared helpers
 
 
-def load_checkpoint_into(module: nn.Module, path: Path, remap: Remap) -> None:
-    """Read ``path`` safely, remap it, and load it strictly (errors name file and keys)."""
-    raw = read_checkpoint(path)
-    try:
-        sd = remap(raw)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    load_state_dict_strict(module, sd, path)
-
-
-def one_hot_conditions(
-    names: Sequence[str], *, offset: int = 0, total: int | None = None,
-    suffix: Sequence[float] = (),
-) -> tuple[Condition, ...]:
-    """Condition ``k`` = one-hot at ``offset + k`` in a ``total``-long vector, then ``suffix``."""
-    size = total if total is not None else offset + len(names)
-    conditions = []
-    for k, name in enumerate(names):
-        v = torch.zeros(size + len(suffix))
-        v[offset + k] = 1.0
-        if suffix:
-            v[size:] = torch.tensor(list(suffix))
-        conditions.append(Condition(name, v))
-    return tuple(conditions)
-
-
 def celeba_conditions() -> tuple[Condition, ...]:
     """The 5 CelebA labels; condition ``k`` is the one-hot vector of attribute ``k``.
 
@@ -326,15 +305,6 @@ def stargan_target(
         call=stargan_call,
         mode=mode,
     )
-
-
-def require_weights(name: str, weights: Path | None) -> Path:
-    """``weights`` or a :class:`CheckpointError` saying the target needs a checkpoint."""
-    if weights is None:
-        raise CheckpointError(
-            f"target {name!r} needs its checkpoint: pass weights=PATH (CLI: --weights PATH)"
-        )
-    return weights
 
 
 _PROVENANCE_CELEBA = (

@@ -14,12 +14,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import disrupt.bench.grid as benchmark
+from disrupt.bench.cells import build_cells
 from disrupt.bench.config import BenchConfig, ConfigError, config_from_mapping, load_config
-from disrupt.bench.grid import build_cells, run_benchmark
+from disrupt.bench.grid import run_benchmark
 from disrupt.cli import app
 from disrupt.eval.figures import grid_size
 from disrupt.eval.semantic import SemanticJudge
-from targets.training.evaluators import FaceClassifier
+from targets.evaluator import FaceClassifier
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent

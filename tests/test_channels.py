@@ -7,8 +7,9 @@ import torch
 from torch import Tensor
 
 from attacks import run_attack
+from disrupt.core.eot import SPREAD_SPECTRUM_BLURS, SpreadSpectrum
 from disrupt.core.objectives import AwayFromClean
-from disrupt.core.transforms import SPREAD_SPECTRUM_BLURS, Blur, SpreadSpectrum
+from disrupt.core.transforms import Blur
 from disrupt.eval.channels import Channel, gaussian_blur, jpeg, parse_channel, resize
 
 

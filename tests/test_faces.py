@@ -13,15 +13,8 @@ import disrupt.core.pipeline as pipeline
 import disrupt.eval.metrics as metrics
 from attacks import ifgsm
 from disrupt.api import protect
-from disrupt.core.faces import (
-    Box,
-    CropsObjective,
-    CropTarget,
-    crop_boxes,
-    crop_resize,
-    detect_faces,
-    union_mask,
-)
+from disrupt.core.crops import CropsObjective, CropTarget, crop_resize
+from disrupt.core.faces import Box, crop_boxes, detect_faces, union_mask
 from disrupt.core.objectives import AwayFromClean
 from disrupt.core.pipeline import Plan, plan_protection, quantize_within, run_protection
 from disrupt.imaging import load_image

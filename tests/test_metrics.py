@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from disrupt import metrics
+from disrupt.eval import metrics
 from disrupt.eval.metrics import (
     RUIZ_THRESHOLD,
     disrupted,

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import Tensor
 
+from disrupt.core.eot import ExpectationOverTransforms
 from disrupt.core.objectives import AwayFromClean
 from disrupt.core.transforms import (
     DEFAULT_EOT_TRANSFORMS,
-    ExpectationOverTransforms,
     Identity,
     InputDiversity,
     RandomBoxBlur,

@@ -173,8 +173,8 @@ def test_faceswap_training_resumes_exactly(pack: Path, tmp_path: Path) -> None:
 
 
 def test_evaluator_save_load_round_trip(tmp_path: Path) -> None:
+    from targets.evaluator import FaceClassifier, load_evaluator
     from targets.training.common import fp16_state_dict, save_fp16_safetensors
-    from targets.training.evaluators import FaceClassifier, load_evaluator
 
     torch.manual_seed(0)
     model = FaceClassifier(5, multilabel=True, width=8).eval()
@@ -192,7 +192,8 @@ def test_evaluator_save_load_round_trip(tmp_path: Path) -> None:
 
 @needs_data
 def test_train_evaluator_writes_loadable_weights(pack: Path, tmp_path: Path) -> None:
-    from targets.training.evaluators import load_evaluator, train_evaluator
+    from targets.evaluator import load_evaluator
+    from targets.training.evaluators import train_evaluator
 
     card = train_evaluator("lfw", pack, tmp_path, seconds=60, max_iters=2, device="cpu",
                            batch_size=4, width=8, eval_every=1, log=False)

@@ -11,14 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from disrupt.api import protect
+from disrupt.bench.universal_train import mean_ruiz_mse, train_universal
 from disrupt.core.faces import Box
-from disrupt.core.universal import (
-    load_universal,
-    mean_ruiz_mse,
-    place_universal,
-    save_universal,
-    train_universal,
-)
+from disrupt.core.universal import load_universal, place_universal, save_universal
 from disrupt.errors import DisruptError
 from targets import load_target
 

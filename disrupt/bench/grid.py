@@ -35,15 +35,12 @@ JSON, CSV, markdown, plots and image grid; the CLI renders.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +49,15 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from attacks import Objective, attack_info, create_attack, quantize_to_uint8_within
+from attacks import quantize_to_uint8_within
+from disrupt.bench.cells import (
+    ALL_CONDITIONS,
+    PRESET_PREFIX,
+    Cell,
+    build_cells,
+    make_attack,
+    make_objectives,
+)
 from disrupt.bench.config import (
     OBJECTIVES,
     BenchConfig,
@@ -60,23 +65,17 @@ from disrupt.bench.config import (
     config_from_mapping,
     load_config,
 )
-from disrupt.core.budget import STRENGTHS, resolve_budget
-from disrupt.core.objectives import (
-    AwayFromClean,
-    IterativeConditions,
-    JointConditions,
-    TowardOutput,
-)
+from disrupt.bench.images import BenchImage, image_stem, list_images, load_bench_image
+from disrupt.bench.results import BenchResult, CellResult, _finite, aggregate
+from disrupt.core.budget import resolve_budget
 from disrupt.core.pipeline import perturb, plan_protection
 from disrupt.core.seeding import seeded
-from disrupt.core.transforms import SpreadSpectrum
-from disrupt.errors import DisruptError
 from disrupt.eval.channels import Channel, parse_channel
 from disrupt.eval.evaluation import measure_disruption, target_outputs
 from disrupt.eval.metrics import perceptibility
 from disrupt.eval.semantic import SemanticJudge
 from disrupt.files import write_text_atomically
-from disrupt.imaging import load_image, to_uint8
+from disrupt.imaging import to_uint8
 from targets.base import Target
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,6 @@ __all__ = [
     "CACHE_VERSION",
     "OBJECTIVES",
     "BenchConfig",
-    "BenchResult",
-    "Cell",
     "ConfigError",
     "config_from_mapping",
     "load_config",
@@ -94,10 +91,6 @@ __all__ = [
 ]
 
 CACHE_VERSION = 1  # bump when what a cell stores changes
-PSNR_CAP = 100.0  # dB reported for identical outputs (PSNR is +inf there)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-ALL_CONDITIONS = "all"
-PRESET_PREFIX = "preset:"  # attack name of a strength-preset cell: "preset:mid"
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: cells finished so far, cells in the grid, the next cell."""
@@ -106,245 +99,10 @@ Progress = Callable[[int, int, str], None]
 # ----------------------------------------------------------------------------- data
 
 
-@dataclass
-class BenchImage:
-    """One preprocessed image: ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` on the 8-bit grid."""
-
-    name: str
-    x: Tensor
-    digest: str
-
-
-def list_images(cfg: BenchConfig) -> list[Path]:
-    """The image files a config selects (sorted by name)."""
-    if cfg.images is None:
-        raise ConfigError("no images: pass --images FOLDER (or set images in the config)")
-    folder = cfg.images
-    if not folder.is_dir():
-        raise DisruptError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if cfg.start is not None:
-        files = [p for p in files if p.name >= cfg.start]
-    if cfg.limit is not None:
-        files = files[: cfg.limit]
-    if not files:
-        raise DisruptError(f"{folder}: no images selected (suffixes {', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def _center_crop(im: Image.Image, side: int) -> Image.Image:
-    """torchvision ``CenterCrop(side)`` for PIL images (offsets rounded the same way)."""
-    w, h = im.size
-    side_w, side_h = min(side, w), min(side, h)
-    left = int(round((w - side_w) / 2.0))
-    top = int(round((h - side_h) / 2.0))
-    return im.crop((left, top, left + side_w, top + side_h))
-
-
-def load_bench_image(path: Path, center_crop: int | None, size: int | None) -> BenchImage:
-    """Load, centre-crop and resize one image; returns it on the 8-bit grid."""
-    loaded = load_image(path)
-    im = Image.fromarray(to_uint8(loaded.rgb))
-    if center_crop is not None:
-        im = _center_crop(im, center_crop)
-    if size is not None and im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.asarray(im, dtype=np.uint8)
-    x = torch.from_numpy(arr.astype(np.float32).transpose(2, 0, 1).copy() / 255.0)[None]
-    return BenchImage(path.name, x, hashlib.sha256(arr.tobytes()).hexdigest()[:16])
-
-
 # ----------------------------------------------------------------------------- cells
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One grid point: protect against ``target`` with ``attack`` at budget ``eps``.
-
-    ``alpha`` is the step size actually used; ``steps`` is 1 for single-step attacks.
-    A strength-preset cell has ``attack = "preset:<strength>"``, ``eps`` the preset's
-    per-pixel cap and ``alpha = 0`` (its L2 step is set per image by the preset).
-    """
-
-    target: str
-    attack: str
-    eps: float
-    steps: int
-    alpha: float
-    objective: str
-
-    @property
-    def label(self) -> str:
-        return (f"{self.target} {self.attack} {self.objective} "
-                f"eps={self.eps * 255:.3g}/255 steps={self.steps}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["eps_255"] = self.eps * 255
-        d["alpha_255"] = self.alpha * 255
-        return d
-
-
-def _takes(attack: str, option: str) -> bool:
-    return option in inspect.signature(attack_info(attack).factory).parameters
-
-
-def make_attack(cell: Cell) -> Any:
-    """The :class:`attacks.Attack` of ``cell``."""
-    return create_attack(
-        cell.attack, eps=cell.eps,
-        steps=cell.steps if _takes(cell.attack, "steps") else None,
-        alpha=cell.alpha if _takes(cell.attack, "alpha") else None,
-    )
-
-
-def build_cells(cfg: BenchConfig, target_names: Sequence[str]) -> list[Cell]:
-    """The grid, in a fixed order; single-step attacks appear once per budget."""
-    cells: list[Cell] = []
-    for target in target_names:
-        for attack in cfg.attacks:
-            for eps in cfg.eps:
-                step_list = cfg.steps if _takes(attack, "steps") else (1,)
-                for steps in step_list:
-                    alpha = cfg.alpha if _takes(attack, "alpha") else None
-                    try:
-                        atk = create_attack(
-                            attack, eps=eps,
-                            steps=steps if _takes(attack, "steps") else None, alpha=alpha)
-                    except ValueError as exc:
-                        raise ConfigError(f"attack {attack}: {exc}") from None
-                    for objective in cfg.objectives:
-                        cell = Cell(target, attack, eps, atk.steps, atk.alpha, objective)
-                        if cell not in cells:
-                            cells.append(cell)
-        for strength in cfg.strengths:
-            preset = STRENGTHS[strength]
-            cells.append(Cell(target, PRESET_PREFIX + strength, preset.eps, preset.steps, 0.0,
-                              "away"))
-    return cells
-
-
-def _grey_target(target: Target, x: Tensor) -> Tensor:
-    """Flat mid-grey ``(1, 3, h, w)`` at ``target``'s output size: the ``toward`` target."""
-    with torch.no_grad():
-        y = target(x[:1], target.conditions[0].vector)
-    return torch.full((1, 3, *y.shape[-2:]), 0.5, device=x.device)
-
-
-def make_objectives(objective: str, target: Target, x: Tensor) -> list[tuple[str, Objective]]:
-    """``[(attacked_condition, objective)]`` for one batch ``x`` ``(B, 3, H, W)`` in [0, 1].
-
-    One entry named :data:`ALL_CONDITIONS` for every objective but ``specific``,
-    which gives one per condition of ``target``.
-    """
-    if objective == "away":
-        return [(ALL_CONDITIONS, AwayFromClean(target, x))]
-    if objective == "joint":
-        return [(ALL_CONDITIONS, JointConditions(target, x))]
-    if objective == "iterative":
-        return [(ALL_CONDITIONS, IterativeConditions(target, x))]
-    if objective == "toward":
-        return [(ALL_CONDITIONS, TowardOutput(target, x, _grey_target(target, x)))]
-    if objective == "spread":
-        return [(ALL_CONDITIONS, SpreadSpectrum(lambda xb: JointConditions(target, xb), x))]
-    if objective == "specific":
-        return [(c.name, AwayFromClean(target, x, [c])) for c in target.conditions]
-    raise ConfigError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
-
-
 # ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class CellResult:
-    """What one cell measured: per-output ``rows`` and per-image ``images`` records."""
-
-    cell: Cell
-    key: str
-    rows: list[dict[str, Any]]
-    images: list[dict[str, Any]]
-    seconds: float
-    cached: bool = False
-    folder: Path | None = None
-
-
-@dataclass
-class BenchResult:
-    """Everything a run produced. ``rows``: one per (cell, evaluated target, channel,
-    image, attacked condition, evaluated condition); ``images``: one per (cell, image,
-    attacked condition) with perceptibility and seconds; ``aggregates``: one per
-    (cell, evaluated target, channel). ``files`` maps a kind (``json``, ``csv``, ...)
-    to the path written, once :func:`disrupt.bench.report.write_report` ran."""
-
-    config: BenchConfig
-    environment: dict[str, Any]
-    cells: list[CellResult]
-    aggregates: list[dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-    out: Path | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [r for c in self.cells for r in c.rows]
-
-    @property
-    def images(self) -> list[dict[str, Any]]:
-        return [r for c in self.cells for r in c.images]
-
-    @property
-    def skipped(self) -> int:
-        """Cells loaded from the cache instead of run."""
-        return sum(c.cached for c in self.cells)
-
-
-def _finite(value: float) -> float:
-    return PSNR_CAP if math.isinf(value) and value > 0 else min(value, PSNR_CAP)
-
-
-def _mean(values: Iterable[float]) -> float | None:
-    vals = list(values)
-    return sum(vals) / len(vals) if vals else None
-
-
-def aggregate(cells: Sequence[CellResult]) -> list[dict[str, Any]]:
-    """Means per (cell, evaluated target, channel); fractions as numbers in [0, 1]."""
-    out: list[dict[str, Any]] = []
-    for res in cells:
-        per_image = res.images
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in res.rows:
-            groups.setdefault((row["evaluated_on"], row["channel"]), []).append(row)
-        for (evaluated_on, channel), rows in groups.items():
-            judged = [r for r in rows if r["edit_success_clean"] is not None]
-            worked = [r for r in judged if r["edit_success_clean"]]
-            out.append({
-                **res.cell.to_dict(),
-                "cell": res.key,
-                "evaluated_on": evaluated_on,
-                "transfer": evaluated_on != res.cell.target,
-                "channel": channel,
-                "n": len(rows),
-                "images": len({r["image"] for r in rows}),
-                "ruiz_mse": _mean(r["ruiz_mse"] for r in rows),
-                "disrupted_fraction": _mean(float(r["disrupted"]) for r in rows),
-                "l1": _mean(r["l1"] for r in rows),
-                "output_psnr": _mean(r["psnr"] for r in rows),
-                "output_ssim": _mean(r["ssim"] for r in rows),
-                "image_psnr": _mean(r["image_psnr"] for r in per_image),
-                "image_ssim": _mean(r["image_ssim"] for r in per_image),
-                "image_linf_255": max((r["image_linf_255"] for r in per_image), default=None),
-                "seconds_per_image": _mean(r["seconds"] for r in per_image),
-                "semantic_n": len(judged),
-                "edit_success_clean": _mean(float(r["edit_success_clean"]) for r in judged),
-                "edit_success_protected": _mean(
-                    float(r["edit_success_protected"]) for r in judged),
-                "edit_blocked_fraction": _mean(
-                    float(not r["edit_success_protected"]) for r in worked),
-                "threshold": rows[0]["threshold"],
-            })
-    return out
 
 
 # ----------------------------------------------------------------------------- running
@@ -399,11 +157,6 @@ def _batches(images: Sequence[BenchImage], size: int) -> Iterator[list[BenchImag
         batch.append(im)
     if batch:
         yield batch
-
-
-def image_stem(name: str, condition: str) -> str:
-    stem = Path(name).stem
-    return stem if condition == ALL_CONDITIONS else f"{stem}.{condition}"
 
 
 class _Runner:

@@ -31,12 +31,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from disrupt.bench.grid import (
-    ALL_CONDITIONS,
-    BenchImage,
-    BenchResult,
-    image_stem,
-)
+from disrupt.bench.cells import ALL_CONDITIONS
+from disrupt.bench.images import BenchImage, image_stem
+from disrupt.bench.results import BenchResult
 from disrupt.core.seeding import seeded
 from disrupt.eval.evaluation import target_outputs
 from disrupt.eval.figures import compose_grid

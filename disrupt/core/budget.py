@@ -38,17 +38,15 @@ perturbation and, unless told otherwise, refines it for
 
 Re-measure perceptibility (and print a table) with::
 
-    python -m disrupt.core.budget [--image PHOTO] [--target NAME ...]
+    python benchmarks/measure_presets.py [--image PHOTO] [--target NAME ...]
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from attacks import Attack, attack_info, create_attack, default_alpha
 from disrupt.errors import SettingError
@@ -63,7 +61,6 @@ __all__ = [
     "Strength",
     "StrengthPreset",
     "describe_budget",
-    "measure_presets",
     "psnr_floor_attack",
     "resolve_budget",
 ]
@@ -248,64 +245,3 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
     return Budget(create_attack(name, eps=float(budget), steps=n_opt, alpha=a), use_eot,
                   preset.eot_samples, strength, floor, universal)
 
-
-def measure_presets(
-    image: str | Path = "examples/astronaut.png",
-    targets: Sequence[str] = ("stargan.tiny", "attgan.tiny"),
-    *,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Protect ``image`` at every strength, with and without faces; measure visibility.
-
-    Returns one row per (strength, faces) with ``psnr`` (dB), ``ssim``, ``linf_255``,
-    ``seconds``, ``face_status`` and the disrupted fraction, all measured on the
-    8-bit protected image as :func:`~disrupt.api.protect` returns it.
-    """
-    from disrupt.api import protect
-
-    rows: list[dict[str, Any]] = []
-    for strength in STRENGTHS:
-        for faces in (None, False):
-            r = protect(image, targets=list(targets), strength=strength, faces=faces, seed=seed)
-            rows.append({
-                "strength": strength,
-                "faces": "auto" if faces is None else "off",
-                "face_status": r.face_status,
-                "psnr": r.perceptibility["psnr"],
-                "ssim": r.perceptibility["ssim"],
-                "linf_255": r.perceptibility["linf_255"],
-                "disrupted_fraction": r.disrupted_fraction,
-                "seconds": r.seconds,
-            })
-    return rows
-
-
-def format_rows(rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`measure_presets` rows."""
-    lines = [f"{'strength':<8} {'faces':<5} {'status':<12} {'PSNR dB':>8} {'SSIM':>6} "
-             f"{'max/255':>7} {'disrupted':>9} {'seconds':>7}"]
-    for r in rows:
-        lines.append(
-            f"{r['strength']:<8} {r['faces']:<5} {r['face_status']:<12} {r['psnr']:>8.2f} "
-            f"{r['ssim']:>6.4f} {r['linf_255']:>7.0f} {r['disrupted_fraction']:>9.2f} "
-            f"{r['seconds']:>7.1f}"
-        )
-    return "\n".join(lines)
-
-
-def _main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Measure the strength presets' visibility.")
-    parser.add_argument("--image", default="examples/astronaut.png")
-    parser.add_argument("--target", action="append", default=None,
-                        help="target name (repeatable); default stargan.tiny, attgan.tiny")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    targets = args.target or ["stargan.tiny", "attgan.tiny"]
-    print(f"# image {args.image}, targets {', '.join(targets)}, seed {args.seed}")
-    print(format_rows(measure_presets(args.image, targets, seed=args.seed)))
-
-
-if __name__ == "__main__":
-    _main()

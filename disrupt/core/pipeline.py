@@ -37,14 +37,14 @@ from torch import Tensor
 
 from attacks import Attack, Norm, Objective, quantize_to_uint8_within
 from disrupt.core.budget import Budget
+from disrupt.core.crops import CropsObjective, CropTarget
+from disrupt.core.eot import ExpectationOverTransforms
 from disrupt.core.faces import (
     CANONICAL_CROP,
     CROP_FAMILY,
     DEFAULT_CROP_SIZE,
     Box,
-    CropsObjective,
     CropSpec,
-    CropTarget,
     bounding_box,
     crop_boxes,
     detect_faces,
@@ -53,7 +53,7 @@ from disrupt.core.faces import (
 from disrupt.core.masking import MaskedObjective, apply_mask
 from disrupt.core.objectives import AwayFromClean, Ensemble
 from disrupt.core.seeding import seeded
-from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, ExpectationOverTransforms, RandomTransform
+from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform
 from disrupt.core.universal import place_universal
 from targets.base import Target
 

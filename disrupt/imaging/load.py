@@ -39,27 +39,22 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Union
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from disrupt.errors import ImageError, InputTypeError
-from disrupt.files import write_atomically
+from disrupt.errors import ImageError, InputTypeError, one_line, printable
+from disrupt.imaging.metadata import _cmyk_to_srgb, _exif_with_orientation_reset, _icc_colour_space
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "OUTPUT_FORMATS",
     "ImageInput",
     "LoadedImage",
-    "default_output_path",
     "load_image",
-    "quantize",
-    "reload_saved",
-    "save_image",
-    "to_uint8",
 ]
 
 logger = logging.getLogger(__name__)
@@ -84,12 +79,6 @@ ImageInput = Union[
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
-# Tags that describe a TIFF file's own pixel layout (Pillow reports them as EXIF for
-# TIFF sources); copied into another file they would describe the wrong data.
-_TIFF_LAYOUT_TAGS = frozenset(
-    {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-     338, 339, 347, 529, 530, 532, 34675}
-)  # fmt: skip
 
 
 @dataclass
@@ -159,12 +148,12 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
     if isinstance(source, Image.Image):
         filename = getattr(source, "filename", "")
         path = Path(filename) if isinstance(filename, str) and filename else None
-        name = _display(str(path) if path else "<PIL image>")
+        name = printable(str(path) if path else "<PIL image>")
         with _pillow_bomb_warning_ignored():
             return _from_pil(source, name, path, max_pixels)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        name = _display(os.fspath(source))
+        name = printable(os.fspath(source))
         _check_readable(path, name)
         return _open_and_decode(path, name, path, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -174,7 +163,7 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
     if hasattr(source, "read"):
         stream_name = getattr(source, "name", None)
         name = (
-            _display(os.fspath(stream_name))
+            printable(os.fspath(stream_name))
             if isinstance(stream_name, (str, os.PathLike))
             else "<stream>"
         )
@@ -188,15 +177,6 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
                          "tensor)")
 
 
-def _display(name: str) -> str:
-    """``name`` with control characters escaped, so messages stay on one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _check_readable(path: Path, name: str) -> None:
     try:
         st = path.stat()
@@ -205,7 +185,7 @@ def _check_readable(path: Path, name: str) -> None:
     except NotADirectoryError:
         raise ImageError(f"{name}: file not found (a parent is not a folder)") from None
     except OSError as exc:
-        raise ImageError(f"{name}: cannot read file ({_one_line(exc)})") from exc
+        raise ImageError(f"{name}: cannot read file ({one_line(exc)})") from exc
     if path.is_dir():
         raise ImageError(f"{name}: is a directory, not an image file")
     if st.st_size == 0:
@@ -244,7 +224,7 @@ def _open_and_decode(
         except PermissionError as exc:
             raise ImageError(f"{name}: permission denied") from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{name}: cannot read image ({_one_line(exc)})") from exc
+            raise ImageError(f"{name}: cannot read image ({one_line(exc)})") from exc
         with im:
             return _from_pil(im, name, path, max_pixels)
 
@@ -253,7 +233,7 @@ def _bomb_problem(exc: Image.DecompressionBombError) -> str:
     """Pillow's own (hard) pixel limit, worded like ours."""
     found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
     if found is None:
-        return f"image too large ({_one_line(exc)}) (decompression bomb guard)"
+        return f"image too large ({one_line(exc)}) (decompression bomb guard)"
     pixels, limit = found.groups()
     return f"image has {pixels} pixels, over Pillow's limit of {limit} (decompression bomb guard)"
 
@@ -285,7 +265,7 @@ def _from_pil(im: Image.Image, name: str, path: Path | None, max_pixels: int) ->
     try:
         im.load()
     except (OSError, SyntaxError, EOFError, ValueError) as exc:
-        msg = _one_line(exc)
+        msg = one_line(exc)
         if isinstance(exc, EOFError) or "truncated" in msg.lower():
             raise ImageError(f"{name}: truncated image data") from exc
         raise ImageError(f"{name}: corrupt image data ({msg})") from exc
@@ -294,7 +274,7 @@ def _from_pil(im: Image.Image, name: str, path: Path | None, max_pixels: int) ->
     try:
         upright = ImageOps.exif_transpose(im)  # a copy
     except Exception as exc:  # a malformed EXIF block must not make the photo unreadable
-        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", name, _one_line(exc))
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", name, one_line(exc))
         upright = None
     if upright is None:
         upright = im
@@ -319,48 +299,6 @@ def _from_pil(im: Image.Image, name: str, path: Path | None, max_pixels: int) ->
         path=path,
         format=fmt,
     )
-
-
-def _exif_with_orientation_reset(im: Image.Image, name: str) -> bytes | None:
-    """A copy of ``im``'s EXIF as bytes, orientation set to 1, TIFF layout tags removed."""
-    try:
-        original = im.getexif()  # cached on ``im`` and used by exif_transpose: not mutated
-        if len(original) == 0:
-            return None
-        exif = Image.Exif()
-        exif.load(original.tobytes())
-        for tag in _TIFF_LAYOUT_TAGS:
-            exif.pop(tag, None)
-        exif[ExifTags.Base.Orientation] = 1
-        return exif.tobytes()
-    except Exception as exc:  # keep the pixels even when the metadata is broken
-        logger.warning("%s: dropping unreadable EXIF data (%s)", name, _one_line(exc))
-        return None
-
-
-def _icc_colour_space(icc: bytes) -> str | None:
-    """The data colour space signature from an ICC header (``"RGB"``, ``"CMYK"``, ...)."""
-    if len(icc) < 20:
-        return None
-    return icc[16:20].decode("ascii", "replace").strip()
-
-
-def _cmyk_to_srgb(im: Image.Image, icc: bytes, name: str) -> tuple[np.ndarray | None, bytes | None]:
-    """Colour-manage CMYK through its embedded profile; fall back to Pillow's formula."""
-    try:
-        from PIL import ImageCms
-
-        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        converted = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
-        if converted is None:
-            raise RuntimeError("no image returned")
-        return np.asarray(converted, dtype=np.uint8), srgb.tobytes()
-    except Exception as exc:  # ImageCms missing, or a profile it cannot use
-        logger.warning(
-            "%s: CMYK profile not usable (%s); converting without it", name, _one_line(exc)
-        )
-        return None, None
 
 
 def _pixels(im: Image.Image, rgb8: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -464,194 +402,7 @@ def _from_tensor(x: Tensor) -> LoadedImage:
 # ------------------------------------------------------------------- 8-bit grid
 
 
-def _as_chw(x: Tensor) -> Tensor:
-    if x.ndim == 4 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 3 or x.shape[0] != 3:
-        raise ValueError(
-            f"expected an image tensor of shape (1,3,H,W) or (3,H,W), got {tuple(x.shape)}"
-        )
-    return x
-
-
-def to_uint8(x: Tensor) -> np.ndarray:
-    """Round an image to 8 bits.
-
-    Args:
-        x: float tensor of shape ``(1,3,H,W)`` or ``(3,H,W)``, values in ``[0,1]``
-            (clamped first).
-
-    Returns:
-        ``(H,W,3)`` ``uint8`` array, ``round(255 * x)``.
-    """
-    chw = _as_chw(x).detach()
-    if not torch.isfinite(chw).all():
-        raise ValueError("image tensor contains NaN or infinity")
-    levels = (chw.to(torch.float32).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return np.ascontiguousarray(levels.permute(1, 2, 0).cpu().numpy())
-
-
-def quantize(x: Tensor) -> Tensor:
-    """Snap values to the 8-bit grid ``k/255``: what a saved PNG will contain.
-
-    Args:
-        x: float tensor of any shape, values in ``[0,1]`` (clamped first).
-
-    Returns:
-        Tensor of the same shape, dtype and device, values ``round(255 * x) / 255``.
-        Not differentiable in any useful way (the gradient of ``round`` is zero).
-        Rounding can move a pixel by half a level, so a perturbation at exactly
-        ``eps`` may exceed it by ``0.5/255`` afterwards; projecting back is the
-        caller's job.
-    """
-    return (x.detach().clamp(0.0, 1.0) * 255.0).round() / 255.0
-
-
 # --------------------------------------------------------------------------- saving
 
 
-def default_output_path(
-    input_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
-) -> Path:
-    """Where to write the protected version of ``input_path``.
 
-    - ``out is None``: ``NAME.protected.png`` beside the input.
-    - ``out`` is an existing folder, or a string ending in ``/``: that file name
-      inside ``out``. (A ``pathlib.Path`` drops a trailing slash, so pass the CLI
-      string as it was typed.)
-    - otherwise ``out`` itself is the output file.
-    """
-    src = Path(input_path)
-    name = f"{src.stem}.protected.png"
-    if out is None:
-        return src.with_name(name)
-    text = os.fspath(out)
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        return Path(text) / name
-    return Path(text)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def _check_output_folder(folder: Path) -> None:
-    shown = _display(str(folder))
-    if not folder.exists():
-        raise ImageError(f"{shown}: output folder does not exist")
-    if not folder.is_dir():
-        raise ImageError(f"{shown}: output folder is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ImageError(f"{shown}: output folder is not writable")
-
-
-def _save_options(fmt: str, like: LoadedImage | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if fmt == "JPEG":
-        # 4:4:4 keeps the chroma of the perturbation that 4:2:0 would average away.
-        options.update(quality=95, subsampling=0)
-    elif fmt == "WEBP":
-        options.update(lossless=True)
-    elif fmt == "TIFF":
-        options.update(compression="tiff_adobe_deflate")
-    if like is not None:
-        if like.icc_profile:
-            options["icc_profile"] = like.icc_profile
-        if like.exif:
-            options["exif"] = like.exif
-    return options
-
-
-def _to_pil(pixels: np.ndarray, like: LoadedImage | None, fmt: str, name: str) -> Image.Image:
-    alpha = like.alpha if like is not None else None
-    if alpha is None:
-        return Image.fromarray(pixels)  # (H,W,3) uint8 -> "RGB"
-    if alpha.shape != pixels.shape[:2]:
-        raise ValueError(
-            f"alpha of shape {tuple(alpha.shape)} does not match the image of size "
-            f"{pixels.shape[1]}x{pixels.shape[0]}"
-        )
-    if fmt == "JPEG":
-        logger.warning("%s: JPEG cannot store transparency; alpha dropped", name)
-        return Image.fromarray(pixels)
-    if alpha.dtype == np.uint16:
-        alpha8 = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    else:
-        alpha8 = alpha.astype(np.uint8)
-    return Image.fromarray(np.dstack([pixels, alpha8]))
-
-
-def save_image(
-    image: Tensor,
-    path: str | os.PathLike[str],
-    *,
-    like: LoadedImage | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write an image atomically, as 8 bits, and return the path written.
-
-    The format follows the suffix: ``.png``; ``.jpg``/``.jpeg`` (quality 95, 4:4:4
-    chroma: lossy, weakens the perturbation); ``.webp`` (lossless); ``.tif``/
-    ``.tiff`` (deflate). The data go to a temporary file in the same folder, are
-    fsynced, then renamed over the target, so a crash never leaves a half-written
-    output and a failed write never touches an existing file.
-
-    Args:
-        image: float tensor of shape ``(1,3,H,W)`` or ``(3,H,W)`` in ``[0,1]``;
-            rounded to the 8-bit grid (see :func:`to_uint8`).
-        path: output file.
-        like: the :class:`LoadedImage` this came from: its alpha, ICC profile and
-            EXIF (orientation 1) are written too, and its ``path`` is never written.
-        overwrite: replace an existing output file (never the input).
-
-    Returns:
-        ``Path(path)``.
-
-    Raises:
-        ImageError: unknown suffix, output equals the input, output exists without
-            ``overwrite``, output folder missing or not writable, or the write failed.
-        ValueError: wrong tensor shape, or ``like.alpha`` of another size.
-    """
-    out = Path(path)
-    shown = _display(os.fspath(path))
-    fmt = OUTPUT_FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        known = ", ".join(OUTPUT_FORMATS)
-        raise ImageError(
-            f"{shown}: unsupported output format {out.suffix or '(no suffix)'!r} (use {known})"
-        )
-    if like is not None and like.path is not None and _same_file(out, like.path):
-        raise ImageError(f"{shown}: refusing to write over the input image")
-    pixels = to_uint8(image)
-    pil = _to_pil(pixels, like, fmt, shown)
-    folder = out.parent
-    _check_output_folder(folder)
-    if out.is_dir():
-        raise ImageError(f"{shown}: is a directory")
-    existing_mode: int | None = None
-    if out.exists():
-        if not overwrite:
-            raise ImageError(f"{shown}: output exists; pass overwrite=True (CLI: --overwrite)")
-        existing_mode = out.stat().st_mode & 0o7777
-
-    def write(f: IO[bytes]) -> None:
-        pil.save(f, format=fmt, **_save_options(fmt, like))
-
-    try:
-        write_atomically(out, write, mode=existing_mode)
-    except PermissionError as exc:
-        raise ImageError(f"{_display(str(folder))}: output folder is not writable") from exc
-    except OSError as exc:
-        raise ImageError(f"{shown}: could not write image ({_one_line(exc)})") from exc
-    return out
-
-
-def reload_saved(path: str | os.PathLike[str]) -> Tensor:
-    """Read back what :func:`save_image` wrote: ``(1,3,H,W)`` float32 in ``[0,1]``.
-
-    Metrics are computed on this, i.e. on what the user actually gets.
-    """
-    return load_image(path).rgb

@@ -1,0 +1,82 @@
+"""The images of a benchmark: listing a folder, centre-cropping and resizing each
+image to the 8-bit grid, and naming the saved examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from disrupt.bench.cells import ALL_CONDITIONS
+from disrupt.bench.config import (
+    BenchConfig,
+    ConfigError,
+)
+from disrupt.errors import DisruptError
+from disrupt.imaging import load_image, to_uint8
+
+log = logging.getLogger(__name__)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class BenchImage:
+    """One preprocessed image: ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` on the 8-bit grid."""
+
+    name: str
+    x: Tensor
+    digest: str
+
+
+def list_images(cfg: BenchConfig) -> list[Path]:
+    """The image files a config selects (sorted by name)."""
+    if cfg.images is None:
+        raise ConfigError("no images: pass --images FOLDER (or set images in the config)")
+    folder = cfg.images
+    if not folder.is_dir():
+        raise DisruptError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if cfg.start is not None:
+        files = [p for p in files if p.name >= cfg.start]
+    if cfg.limit is not None:
+        files = files[: cfg.limit]
+    if not files:
+        raise DisruptError(f"{folder}: no images selected (suffixes {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _center_crop(im: Image.Image, side: int) -> Image.Image:
+    """torchvision ``CenterCrop(side)`` for PIL images (offsets rounded the same way)."""
+    w, h = im.size
+    side_w, side_h = min(side, w), min(side, h)
+    left = int(round((w - side_w) / 2.0))
+    top = int(round((h - side_h) / 2.0))
+    return im.crop((left, top, left + side_w, top + side_h))
+
+
+def load_bench_image(path: Path, center_crop: int | None, size: int | None) -> BenchImage:
+    """Load, centre-crop and resize one image; returns it on the 8-bit grid."""
+    loaded = load_image(path)
+    im = Image.fromarray(to_uint8(loaded.rgb))
+    if center_crop is not None:
+        im = _center_crop(im, center_crop)
+    if size is not None and im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
+    x = torch.from_numpy(arr.astype(np.float32).transpose(2, 0, 1).copy() / 255.0)[None]
+    return BenchImage(path.name, x, hashlib.sha256(arr.tobytes()).hexdigest()[:16])
+
+
+def image_stem(name: str, condition: str) -> str:
+    stem = Path(name).stem
+    return stem if condition == ALL_CONDITIONS else f"{stem}.{condition}"

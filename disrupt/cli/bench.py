@@ -1,0 +1,195 @@
+"""``disrupt bench``: benchmark grids from a config and options, and ``--speed``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from disrupt.cli.app import (
+    EXIT_USAGE,
+    UsageError,
+    _device_or_exit,
+    _echo_json,
+    _err,
+    _fail,
+    _parse_weights,
+    app,
+)
+
+
+def _bench_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """CLI options that were given (not None, not empty), as config keys."""
+    return {k: v for k, v in options.items() if v is not None and v != [] and v is not False}
+
+
+@app.command()
+def bench(
+    config: Annotated[
+        Path | None, typer.Argument(help="Config file (.toml or .json); options override it.")
+    ] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of images.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("bench-out"),
+    target: Annotated[list[str] | None, typer.Option("--target", "-t",
+                                                     help="Target to attack (repeatable).")] = None,
+    weights: Annotated[list[Path] | None, typer.Option("--weights", "-w",
+                                                       help="NAME=PATH checkpoint.")] = None,
+    evaluate_on: Annotated[list[str] | None, typer.Option(
+        help="Also evaluate every cell on this target (transfer; repeatable).")] = None,
+    attack: Annotated[list[str] | None, typer.Option(help="Attack (repeatable).")] = None,
+    eps: Annotated[list[str] | None, typer.Option(help="Budget, e.g. 8/255 (repeatable).")] = None,
+    steps: Annotated[list[int] | None, typer.Option(help="Iterations (repeatable).")] = None,
+    alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 1/255.")] = None,
+    objective: Annotated[list[str] | None, typer.Option(
+        help="away, joint, iterative, specific, toward, spread (repeatable).")] = None,
+    strength: Annotated[list[str] | None, typer.Option(
+        help="Also protect() each image at this preset, per target: low, mid, high "
+             "(repeatable; a cell 'preset:NAME').")] = None,
+    channel: Annotated[list[str] | None, typer.Option(
+        help="none, jpeg:Q, resize:S, blur:SIGMA (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option(help="First file name to use.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many images.")] = None,
+    center_crop: Annotated[int | None, typer.Option(help="Centre square crop side.")] = None,
+    resize: Annotated[int | None, typer.Option(help="Resize images to NxN.")] = None,
+    celeba_crop: Annotated[bool, typer.Option(
+        "--celeba-crop", help="CelebA preprocessing: CenterCrop(89), resize 64.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps "
+                                               "(default: the config's, else cpu).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per attack batch.")] = None,
+    no_semantic: Annotated[bool, typer.Option(
+        "--no-semantic", help="Skip evaluator-based semantic success.")] = False,
+    speed: Annotated[bool, typer.Option(
+        "--speed", help="Time default protect() per photo size instead of the grid.")] = False,
+    size: Annotated[list[str] | None, typer.Option(
+        help="--speed photo size WxH (repeatable); default 256x256, 1024x1024, 4000x3000.")] = None,
+    photo: Annotated[Path | None, typer.Option(
+        help="--speed: resize this photo instead of random pixels.")] = None,
+    repeats: Annotated[int, typer.Option(help="--speed: timed runs each, fastest kept.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed)."""
+    if speed:
+        _speed(target or [], weights or [], size or [], photo, out, seed or 0,
+               _device_or_exit(device or "auto"), repeats, as_json, quiet)
+        return
+    from disrupt.bench.config import BenchConfig, ConfigError, config_from_mapping, load_config
+
+    try:
+        weight_pairs = {}
+        for w in weights or []:
+            name, sep, path = str(w).partition("=")
+            if not sep:
+                raise UsageError(f"--weights {w}: use NAME=PATH in bench")
+            weight_pairs[name] = path
+        base = load_config(config) if config is not None else BenchConfig()
+        overrides = _bench_overrides({
+            "images": images, "targets": target, "weights": weight_pairs or None,
+            "evaluate_on": evaluate_on, "attacks": attack, "eps": eps, "steps": steps,
+            "alpha": alpha, "objectives": objective, "strengths": strength,
+            "channels": channel, "start": start,
+            "limit": limit, "center_crop": center_crop, "resize": resize,
+            "celeba_crop": celeba_crop, "seed": seed, "threads": threads,
+            "batch_size": batch_size,
+            "device": str(_device_or_exit(device)) if device else None,
+        })
+        if no_semantic:
+            overrides["semantic"] = False
+        cfg = config_from_mapping(overrides, base)
+    except (ConfigError, UsageError) as exc:
+        raise _fail(exc) from None
+    _run_bench(cfg, out, as_json, quiet)
+
+
+def _progress_bar(quiet: bool) -> Any:
+    """A rich progress bar on stderr, or ``None`` when quiet or not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(console=Console(stderr=True), transient=True)
+
+
+def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
+    from disrupt.bench.config import ConfigError
+    from disrupt.bench.grid import run_benchmark
+    from disrupt.bench.report import markdown_summary
+    from disrupt.errors import DisruptError
+    from targets import CheckpointError, UnknownTargetError
+
+    bar = _progress_bar(quiet)
+    try:
+        if bar is None:
+            result = run_benchmark(cfg, out)
+        else:
+            with bar:
+                task = bar.add_task("bench", total=None)
+                result = run_benchmark(cfg, out, progress=lambda done, total, what: bar.update(
+                    task, completed=done, total=total, description=what))
+    except (ConfigError, DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
+        raise _fail(exc) from None
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        _echo_json({"files": {k: str(v) for k, v in result.files.items()},
+                    "cells": len(result.cells), "skipped": result.skipped,
+                    "notes": result.notes, "aggregates": result.aggregates})
+        return
+    typer.echo(markdown_summary(result))
+    for kind, path in result.files.items():
+        typer.echo(f"{kind}: {path}")
+
+
+def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Path | None,
+           out: Path, seed: int, device: str, repeats: int, as_json: bool, quiet: bool) -> None:
+    from disrupt.api import default_targets, resolve_targets
+    from disrupt.bench.speed import SPEED_SIZES, parse_size, speed_benchmark, write_speed
+    from disrupt.errors import DisruptError
+    from disrupt.imaging import load_image
+    from targets import CheckpointError, UnknownTargetError
+
+    try:
+        dims = [parse_size(s) for s in sizes] or list(SPEED_SIZES)
+        weight_map = _parse_weights(targets, weights)
+        if repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    except (ValueError, UsageError) as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    notes = []
+    if not targets and not default_targets():
+        targets = ["stargan.tiny"]
+        notes.append("no bundled weights installed: timing stargan.tiny (tiny random model; "
+                     "the ratio mostly measures resizing, not a real generator)")
+    bar = _progress_bar(quiet)
+    try:
+        chosen = resolve_targets(targets or None, weight_map)
+        image = load_image(photo).rgb if photo is not None else None
+        out.mkdir(parents=True, exist_ok=True)
+        if bar is None:
+            rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
+                                   repeats=repeats)
+        else:
+            with bar:
+                task = bar.add_task("speed", total=len(dims))
+                rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
+                                       repeats=repeats, progress=lambda d, t, what: bar.update(
+                                           task, completed=d, description=what))
+        files = write_speed(rows, out, notes)
+    except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
+        raise _fail(exc) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        _echo_json({"rows": [r.to_dict() for r in rows], "notes": notes,
+                    "files": {k: str(v) for k, v in files.items()}})
+        return
+    typer.echo(files["markdown"].read_text())
+    for kind, path in files.items():
+        typer.echo(f"{kind}: {path}")

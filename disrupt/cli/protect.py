@@ -1,0 +1,306 @@
+"""``disrupt protect``: options checked, outputs planned, photos protected, summaries.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from disrupt.cli.app import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    UsageError,
+    _check_device_and_seed,
+    _echo_json,
+    _err,
+    _expand_inputs,
+    _parse_weights,
+    app,
+    parse_eps,
+)
+
+
+@app.command()
+def protect(
+    photos: Annotated[
+        list[Path], typer.Argument(help="Image files or folders.", show_default=False)
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Output file (one input) or folder (existing, or "
+                     "ending in /)."),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Target name (repeatable); default: bundled set."),
+    ] = None,
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option("--weights", "-w", help="Checkpoint per --target, in order, or NAME=PATH."),
+    ] = None,
+    strength: Annotated[
+        str,
+        typer.Option(help="Budget preset: low (PSNR >= 37 dB, max 8/255, no EOT), mid (33 dB, "
+                     "16/255, EOT), high (30 dB, 24/255, EOT x2). --attack/--eps/--steps/"
+                     "--psnr override it."),
+    ] = "mid",
+    attack: Annotated[
+        str | None, typer.Option(help="Attack name (see `disrupt attacks`); default: preset's.")
+    ] = None,
+    eps: Annotated[
+        str | None, typer.Option(help="Largest change per pixel, e.g. 8/255 or 0.031 (the whole "
+                                 "L-inf budget with --psnr 0); default: preset's.")
+    ] = None,
+    psnr: Annotated[
+        float | None, typer.Option(help="PSNR floor in dB over the protected pixels (L2 budget); "
+                                   "0: none, plain L-inf at --eps; default: preset's.")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
+    ] = None,
+    alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 2/255.")] = None,
+    eot: Annotated[
+        bool | None,
+        typer.Option("--eot/--no-eot",
+                     help="Average over JPEG recompression (50-95); default: preset's."),
+    ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="Protect only the crops around detected faces; "
+                     "default: when the photo is over twice the models' input size."),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(help="Image the photo's size: white = protect, black = keep unchanged."),
+    ] = None,
+    universal: Annotated[
+        Path | None,
+        typer.Option(help="Universal perturbation (.safetensors) to start from; then "
+                     "--steps (default 5) refinement steps."),
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Start from the universal perturbation bundled for the "
+                     "bundled models, then --steps (default 5) refinement steps."),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
+                                        "cuda:N or mps.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write a protected copy of each PHOTO (NAME.protected.png beside it by default)."""
+    # Every option and every output path is checked here, before any model is loaded
+    # or any photo attacked.
+    try:
+        eps_value = parse_eps(eps) if eps is not None else None
+        from disrupt.core.budget import STRENGTHS
+
+        if strength not in STRENGTHS:
+            *first, last = STRENGTHS
+            raise UsageError(f"--strength must be {', '.join(first)} or {last}, "
+                             f"got {strength!r}")
+        alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
+        if steps is not None and steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {steps}")
+        targets = list(target or [])
+        repeated = sorted({t for t in targets if targets.count(t) > 1})
+        if repeated:
+            raise UsageError(f"--target {', '.join(repeated)} given more than once")
+        weight_map = _parse_weights(targets, list(weights or []))
+        if fast and universal is not None:
+            raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
+        start_from: Path | str | None = "bundled" if fast else universal
+        dev = _check_device_and_seed(device, seed)
+    except UsageError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+    from attacks import UnknownAttackError
+    from disrupt.api import protect as protect_api
+    from disrupt.api import resolve_targets
+    from disrupt.core.budget import resolve_budget
+    from disrupt.core.universal import load_universal
+    from disrupt.errors import DisruptError, SettingError
+    from targets import CheckpointError, UnknownTargetError
+
+    try:
+        budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
+                                alpha=alpha_value, eot=eot, universal=start_from is not None,
+                                psnr=psnr)
+        if start_from is not None:
+            load_universal(start_from)  # a bad file fails now, not after the models load
+    except UnknownAttackError as exc:
+        _err(str(exc).strip("'\""))
+        raise typer.Exit(EXIT_USAGE) from None
+    except SettingError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except DisruptError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+
+    inputs = _expand_inputs(photos)
+    if not inputs:
+        _err("no images found in " + ", ".join(str(p) for p in photos))
+        raise typer.Exit(EXIT_FAILURE)
+    try:
+        outputs = _output_paths(inputs, output, overwrite)
+    except UsageError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except DisruptError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+    try:
+        chosen = resolve_targets(targets or None, weight_map)
+    except UnknownTargetError as exc:
+        _err(str(exc).strip("'\""))
+        raise typer.Exit(EXIT_USAGE) from None
+    except (CheckpointError, DisruptError) as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+
+    typer.echo(
+        f"protecting against {', '.join(t.name for t in chosen)} "
+        f"with {budget.describe()} "
+        f"(strength {strength}, EOT {'on' if budget.eot else 'off'})",
+        err=True,
+    )
+
+    failures = 0
+    results: list[dict[str, Any]] = []
+    for photo, out_path in zip(inputs, outputs, strict=True):
+        try:
+            result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
+                              start_from, seed, dev, overwrite, quiet)
+        except (DisruptError, CheckpointError, OSError) as exc:
+            _err(str(exc))
+            failures += 1
+            continue
+        if result.unchanged:
+            typer.echo(f"warning: {out_path}: the protected copy equals the input (the budget "
+                       "is too small to survive 8-bit rounding)", err=True)
+        summary = result.to_dict()
+        results.append(summary)
+        if not as_json:
+            typer.echo(_render_summary(summary))
+    if as_json:
+        _echo_json(results if len(inputs) > 1 else (results[0] if results else []))
+    if failures:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _output_paths(inputs: list[Path], output: str | None, overwrite: bool) -> list[Path]:
+    """Each input's output path, checked before any work: a known image format, an
+    existing writable folder, never an input, never shared by two inputs, and not an
+    existing file unless ``overwrite``. Raises :class:`UsageError` for choices that can
+    never work (exit 2), :class:`~disrupt.errors.ImageError` for the state of the
+    file system (exit 1)."""
+    from disrupt.errors import ImageError
+    from disrupt.imaging import OUTPUT_FORMATS, default_output_path
+
+    if output is not None and len(inputs) > 1 and not (
+            Path(output).is_dir() or output.endswith(("/", os.sep))):
+        raise UsageError(f"{output}: several inputs need an existing output folder")
+    outs = [default_output_path(photo, output) for photo in inputs]
+    known = ", ".join(OUTPUT_FORMATS)
+    sources = {p.resolve(): p for p in inputs}
+    claimed: dict[Path, Path] = {}
+    for photo, out in zip(inputs, outs, strict=True):
+        folder = out.parent
+        if not folder.is_dir():
+            raise ImageError(f"{folder}{os.sep}: output folder does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ImageError(f"{folder}{os.sep}: output folder is not writable")
+        if out.suffix.lower() not in OUTPUT_FORMATS:
+            raise UsageError(f"{out}: unsupported output format "
+                             f"{out.suffix or '(no suffix)'!r} (use {known})")
+        key = out.resolve()
+        if key in sources:
+            raise ImageError(f"{out}: refusing to write a protected copy over the input "
+                             f"{sources[key]}")
+        if key in claimed:
+            raise UsageError(f"{out}: both {claimed[key]} and {photo} would be written "
+                             "there; protect them in separate runs or rename one")
+        claimed[key] = photo
+        if out.is_dir():
+            raise ImageError(f"{out}: is a folder")
+        if out.exists() and not overwrite:
+            raise ImageError(f"{out}: output exists; pass --overwrite to replace it")
+    return outs
+
+
+def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
+             faces: bool | None, mask: Path | None, start_from: Path | str | None, seed: int,
+             device: Any, overwrite: bool, quiet: bool) -> Any:
+    options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
+                   seed=seed, device=device, output=out_path, overwrite=overwrite)
+    if quiet or not sys.stderr.isatty():
+        return protect_api(photo, **options)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(photo.name, total=budget.attack.steps)
+        return protect_api(photo, **options,
+                           progress=lambda step, total: bar.update(task, completed=step,
+                                                                   total=total))
+
+
+def _render_region(s: dict[str, Any]) -> str:
+    status = s.get("face_status", "off")
+    n = len(s.get("faces", []))
+    where = {
+        "used": f"{n} face{'s' if n != 1 else ''} found; only their crops perturbed",
+        "none-found": "no face found; whole photo protected",
+        "off": "whole photo (--no-faces)",
+        "small-image": "whole photo (small image: no face search)",
+        "outside-mask": "faces found outside the mask; the mask decides",
+    }.get(status, status)
+    if s.get("masked"):
+        where += "; masked"
+    if s.get("universal"):
+        where += "; started from a universal perturbation"
+    return f"  region: {where}"
+
+
+def _render_budget(a: dict[str, Any]) -> str:
+    from disrupt.core.budget import describe_budget
+
+    if a.get("psnr_floor"):
+        return describe_budget(a["name"], a["linf_cap_255"] / 255, a["steps"], a["psnr_floor"])
+    return describe_budget(a["name"], a["eps"], a["steps"], None)
+
+
+def _render_summary(s: dict[str, Any]) -> str:
+    p = s["perceptibility"]
+    lines = [
+        f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
+        f"  budget: {_render_budget(s['attack'])}, seed {s['seed']}"
+        + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
+           if "strength" in s else ""),
+        _render_region(s),
+        f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
+        f"max change {p['linf_255']:.0f}/255",
+        f"  disruption (Ruiz MSE on [-1,1], disrupted when > {s['threshold']}):",
+    ]
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for d in s["disruption"]:
+        by_target.setdefault(d["target"], []).append(d)
+    for name, rows in by_target.items():
+        hit = sum(r["disrupted"] for r in rows)
+        lines.append(f"    {name}: {hit}/{len(rows)} conditions disrupted")
+        for r in rows:
+            mark = "yes" if r["disrupted"] else "no "
+            lines.append(
+                f"      {r['condition']:<22} mse {r['ruiz_mse']:.4f}  {mark}  "
+                f"output PSNR {r['psnr']:.1f} dB"
+            )
+    lines.append(f"  overall: {s['disrupted_fraction'] * 100:.0f}% of outputs disrupted")
+    return "\n".join(lines)
