@@ -196,18 +196,20 @@ def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
     raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
 
 
-def make_target(name: str, network: nn.Module, mode: Mode) -> GeneratorTarget:
+def make_target(name: str, network: nn.Module, mode: Mode,
+                input_size: tuple[int, int] = (64, 64)) -> GeneratorTarget:
     """Wrap a built and loaded bundled ``network`` as a :class:`GeneratorTarget`.
 
-    Inputs ``(B,3,H,W)`` in ``[0,1]`` (resized to 64x64 inside); outputs ``(B,3,64,64)``
-    in ``[0,1]``.
+    Inputs ``(B,3,H,W)`` in ``[0,1]`` (resized to ``input_size`` inside, the size its
+    card records; 64x64 for cards that record none); outputs ``(B,3,*input_size)`` in
+    ``[0,1]``.
     """
     spec = SPECS[name]
     return GeneratorTarget(
         name,
         network,
         value_range=spec.value_range,
-        input_size=(64, 64),
+        input_size=input_size,
         conditions=spec.conditions(),
         call=spec.call,
         mode=mode,
@@ -320,7 +322,16 @@ def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     for path, sha in files:
         state.update(load_fp16_state(path, sha))
     load_state_dict_strict(net, state, wpath)
-    return make_target(name, net, cast(Mode, mode))
+    return make_target(name, net, cast(Mode, mode), _card_input_size(card, cpath))
+
+
+def _card_input_size(card: Mapping[str, object], cpath: Path) -> tuple[int, int]:
+    """The model's input ``(H, W)`` from its card (``input_size``); 64x64 when absent."""
+    size = card.get("input_size", (64, 64))
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, int) and v > 0 for v in size)):
+        raise CheckpointError(f"model card {cpath}: input_size must be [H, W], got {size!r}")
+    return int(size[0]), int(size[1])
 
 
 def _evaluator_path(dataset: str, weights: Path | None) -> Path:
@@ -363,16 +374,19 @@ def load_evaluator_for(dataset: str, weights: Path | None = None,
 def _weights_spec(spec: BundledSpec) -> WeightsSpec:
     sha: str | None = None
     card_path = WEIGHTS_DIR / spec.card_file
+    size = (64, 64)
     if card_path.exists():
         try:
-            value = json.loads(card_path.read_text()).get("sha256")
+            card = json.loads(card_path.read_text())
+            value = card.get("sha256")
             sha = value if isinstance(value, str) else None
-        except (OSError, json.JSONDecodeError):
+            size = _card_input_size(card, card_path)
+        except (OSError, json.JSONDecodeError, CheckpointError):
             sha = None
     return WeightsSpec(
         file=spec.file,
         sha256=sha,
-        input_size=(64, 64),
+        input_size=size,
         value_range=spec.value_range,
         licence=LICENCE,
         provenance="trained by targets/training on ../shared/data; see the model card "

@@ -1,8 +1,8 @@
 """The GAN trainers (StarGAN, AttGAN, CycleGAN): steps, checkpoints, resume, export.
 
 CPU only and fast: tiny widths (each config's ``smoke()``), batches of 4, synthetic
-64x64 face sets; the command-line test builds a pack of a few real images from
-``../shared/data`` (skipped when absent).
+64x64 face sets (StarGAN also at 96 and 128); the command-line tests build packs of a
+few real images from ``../shared/data`` (skipped when absent).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from targets.attgan import CELEBA_ATTRS, AttGANGenerator
 from targets.cyclegan import ResnetGenerator
 from targets.stargan import StarGANGenerator
 from targets.training import attgan_train, cyclegan_train, stargan_train
-from targets.training.data import FaceSet, pack_faces
+from targets.training.data import FaceSet, load_faces, pack_faces
 from targets.training.gan_common import (
     GanTrainer,
     IndexSampler,
@@ -41,9 +41,9 @@ GENERATOR_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 
-def celeba_like(n: int = 10, seed: int = 0) -> FaceSet:
+def celeba_like(n: int = 10, seed: int = 0, size: int = 64) -> FaceSet:
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
     labels = (torch.rand(n, 40, generator=g) < 0.4).float()
     return FaceSet(images, labels, CELEBA_NAMES, [f"{i:06d}.jpg" for i in range(n)])
 
@@ -106,6 +106,28 @@ def test_discriminator_shapes() -> None:
     adv, att = attgan_train.AttGANDiscriminator(4, 8, 4, 64, 13)(x)
     assert adv.shape == (2, 1) and att.shape == (2, 13)
     assert cyclegan_train.NLayerDiscriminator(3, 4, 3)(x).shape == (2, 1, 6, 6)
+
+
+def test_stargan_discriminator_depth_follows_the_image_size() -> None:
+    # 64 -> 5 layers (2x2 map), 96 -> 5 (3x3: 6 would give 1.5), 128 -> 6 (the official 2x2).
+    assert [stargan_train.d_repeat_for(s) for s in (64, 96, 128)] == [5, 5, 6]
+    for size, k in ((96, 3), (128, 2)):
+        cfg = stargan_train.StarGANConfig().at_size(size)
+        d = stargan_train.StarGANDiscriminator(size, 8, 5, cfg.d_repeat_num)
+        src, cls = d(torch.zeros(2, 3, size, size))
+        assert src.shape == (2, 1, k, k) and cls.shape == (2, 5)
+    assert stargan_train.StarGANConfig().at_size(64) == stargan_train.StarGANConfig()
+
+
+@pytest.mark.parametrize("size", [96, 128])
+def test_stargan_steps_at_larger_sizes(size: int) -> None:
+    cfg = stargan_train.StarGANConfig.smoke().at_size(size)
+    trainer = stargan_train.StarGANTrainer(cfg, celeba_like(size=size), CPU)
+    losses = {k: float(v) for _ in range(2) for k, v in trainer.step().items()}
+    assert "G/rec" in losses and all(torch.isfinite(torch.tensor(list(losses.values()))))
+    with pytest.raises(ValueError, match="image_size"):  # faces and config must agree
+        stargan_train.StarGANTrainer(stargan_train.StarGANConfig.smoke(),
+                                     celeba_like(size=size), CPU)
 
 
 def test_gradient_penalty_of_a_linear_critic_is_exact() -> None:
@@ -273,6 +295,28 @@ def test_cli_smoke_then_resume(model: str, pack: Path, tmp_path: Path) -> None:
     assert card["iterations"] == 3 and card["resumed_from_iteration"] == 2
     assert card["data"]["split"] == "generator"
     _load_final(tmp_path / model, card)
+
+
+def test_cli_stargan_trains_at_the_pack_size(tmp_path_factory: pytest.TempPathFactory,
+                                             tmp_path: Path) -> None:
+    if not SHARED.exists():
+        pytest.skip("../shared/data not available")
+    pack96 = tmp_path_factory.mktemp("gan_pack96") / "faces96.npz"
+    pack_faces(SHARED, pack96, limit=6, workers=1, size=96)
+    assert tuple(load_faces(pack96, "celeba", "test").images.shape[1:]) == (3, 96, 96)
+    threads = torch.get_num_threads()
+    try:
+        args = ["--pack", str(pack96), "--out", str(tmp_path), "--smoke", "--iters", "2"]
+        assert stargan_train.main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    card = json.loads((tmp_path / "stargan" / "train.json").read_text())
+    assert card["config"]["image_size"] == 96 and card["config"]["d_repeat_num"] == 5
+    assert card["input"]["size"] == [96, 96]
+    net = _load_final(tmp_path / "stargan", card)
+    with torch.no_grad():
+        y = net.train()(torch.rand(1, 3, 96, 96) * 2 - 1, torch.zeros(1, 5))
+    assert y.shape == (1, 3, 96, 96) and torch.isfinite(y).all()
 
 
 def test_cli_reports_a_missing_pack(tmp_path: Path) -> None:

@@ -4,15 +4,21 @@ Build it once (reads ``../shared/data``, writes about 40 MB)::
 
     python -m targets.training.data pack --shared ../shared/data --out .train/faces.npz
 
-Preprocessing (all results 64x64 RGB, stored as JPEG quality 92):
+Preprocessing (all results ``S x S`` RGB, ``S = --size``, default 64, stored as JPEG
+quality 92):
 
 - ``celeba``: CenterCrop(89) of the 89x109 half-size aligned images, then resize to
-  64 (StarGAN's CenterCrop(178) + Resize at half resolution). Labels: the 40 official
-  attributes, 0/1.
-- ``utkface``: ages >= 15 only, 200x200 resized to 64. Label: age group
+  ``S`` (StarGAN's CenterCrop(178) + Resize at half resolution; 96 and 128 are
+  upsampled). Labels: the 40 official attributes, 0/1.
+- ``utkface``: ages >= 15 only, 200x200 resized to ``S``. Label: age group
   0 = young (15-29), 1 = middle (30-49), 2 = old (50+). Ages are kept too.
-- ``lfw``: deep-funneled 250x250, central ``LFW_CROP`` px box (the face), resized to 64.
-  Label: 0 = George_W_Bush, 1 = Colin_Powell.
+- ``lfw``: deep-funneled 250x250, central ``LFW_CROP`` px box (the face), resized to
+  ``S``. Label: 0 = George_W_Bush, 1 = Colin_Powell.
+
+A pack holds one size (``--size 96`` for the CPU StarGAN, 128 on a GPU): the images are
+stored already resized rather than as 89 px crops resized at load, so every reader
+(trainers, evaluators, quality) gets ready ``S x S`` images with no resize step and no
+second resampling path; a 96 px pack is 57 MiB, still small.
 
 Splits (deterministic, independent of the machine and of which other files exist):
 
@@ -28,7 +34,8 @@ images.
 
 The ``.npz`` holds, per dataset ``d``: ``d_jpeg`` (uint8, all JPEG files concatenated),
 ``d_offsets`` (int64, N+1), ``d_labels``, ``d_names`` (unicode), ``d_label_names``
-(unicode); ``utkface_ages`` (int16). It loads with ``allow_pickle=False``.
+(unicode); ``utkface_ages`` (int16); ``image_size`` (int64 scalar; absent in packs made
+before it existed, which are 64 px). It loads with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +60,7 @@ from torch import Tensor
 Dataset = Literal["celeba", "utkface", "lfw"]
 DATASETS: tuple[str, ...] = ("celeba", "utkface", "lfw")
 SPLITS: tuple[str, ...] = ("generator", "evaluator", "test")
-SIZE = 64
+SIZE = 64  # the default pack size
 JPEG_QUALITY = 92
 CELEBA_CROP = 89
 LFW_CROP = 116  # central box of the 250x250 deep-funneled LFW images holding the face
@@ -105,23 +113,23 @@ def _center_box(w: int, h: int, cw: int, ch: int) -> tuple[int, int, int, int]:
     return left, top, left + cw, top + ch
 
 
-def _prep_celeba(path: Path) -> bytes:
+def _prep_celeba(path: Path, size: int = SIZE) -> bytes:
     with Image.open(path) as im:
         im = im.convert("RGB")
         im = im.crop(_center_box(im.width, im.height, CELEBA_CROP, CELEBA_CROP))
-        return _encode(im.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+        return _encode(im.resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _prep_utk(path: Path) -> bytes:
+def _prep_utk(path: Path, size: int = SIZE) -> bytes:
     with Image.open(path) as im:
-        return _encode(im.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+        return _encode(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _prep_lfw(path: Path) -> bytes:
+def _prep_lfw(path: Path, size: int = SIZE) -> bytes:
     with Image.open(path) as im:
         im = im.convert("RGB")
         im = im.crop(_center_box(im.width, im.height, LFW_CROP, LFW_CROP))
-        return _encode(im.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+        return _encode(im.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def _concat(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,13 +154,17 @@ def _limited(names: list[str], dataset: str, limit: int | None) -> list[str]:
 
 
 def pack_faces(
-    shared_data: Path, out: Path, *, limit: int | None = None, workers: int = 4
+    shared_data: Path, out: Path, *, limit: int | None = None, workers: int = 4,
+    size: int = SIZE,
 ) -> None:
     """Preprocess ``shared_data`` (the ``../shared/data`` folder) into one ``.npz`` at ``out``.
 
     ``limit``: keep at most this many images per split and dataset (LFW: per
-    identity too), for tests. Written atomically.
+    identity too), for tests. ``size``: side of the stored square images. Written
+    atomically.
     """
+    if size < 8:
+        raise ValueError(f"size must be at least 8, got {size}")
     shared_data = Path(shared_data)
     arrays: dict[str, np.ndarray] = {}
     pool = ThreadPoolExecutor(max_workers=workers)
@@ -165,7 +177,7 @@ def pack_faces(
     table = {r[0]: [int(v) for v in r[1:]] for r in rows[1:]}
     names = sorted(n for n in table if split_of("celeba", n))
     names = _limited(names, "celeba", limit)
-    blobs = list(pool.map(_prep_celeba, [root / "images" / n for n in names]))
+    blobs = list(pool.map(partial(_prep_celeba, size=size), [root / "images" / n for n in names]))
     arrays["celeba_jpeg"], arrays["celeba_offsets"] = _concat(blobs)
     arrays["celeba_labels"] = np.array([table[n] for n in names], dtype=np.uint8).reshape(
         len(names), len(attr_names)
@@ -179,7 +191,7 @@ def pack_faces(
         ages = {r["filename"]: int(r["age"]) for r in csv.DictReader(fh)}
     names = sorted(n for n, a in ages.items() if a >= MIN_AGE and (root / "images" / n).exists())
     names = _limited(names, "utkface", limit)
-    blobs = list(pool.map(_prep_utk, [root / "images" / n for n in names]))
+    blobs = list(pool.map(partial(_prep_utk, size=size), [root / "images" / n for n in names]))
     arrays["utkface_jpeg"], arrays["utkface_offsets"] = _concat(blobs)
     arrays["utkface_labels"] = np.array([age_group(ages[n]) for n in names], dtype=np.int64)
     arrays["utkface_ages"] = np.array([ages[n] for n in names], dtype=np.int16)
@@ -194,12 +206,14 @@ def pack_faces(
         files = _limited(files, "lfw", limit)
         names += files
         labels += [label] * len(files)
-    blobs = list(pool.map(_prep_lfw, [root / n.rsplit("_", 1)[0] / n for n in names]))
+    blobs = list(pool.map(partial(_prep_lfw, size=size),
+                          [root / n.rsplit("_", 1)[0] / n for n in names]))
     arrays["lfw_jpeg"], arrays["lfw_offsets"] = _concat(blobs)
     arrays["lfw_labels"] = np.array(labels, dtype=np.int64)
     arrays["lfw_names"] = np.array(names, dtype=str)
     arrays["lfw_label_names"] = np.array(LFW_IDENTITIES, dtype=str)
     pool.shutdown()
+    arrays["image_size"] = np.array(size, dtype=np.int64)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -215,9 +229,10 @@ def pack_faces(
 class FaceSet:
     """Decoded images of one dataset split.
 
-    ``images``: ``(N, 3, 64, 64)`` uint8 RGB. ``labels``: celeba ``(N, 40)`` float32 0/1;
-    utkface ``(N,)`` long age group; lfw ``(N,)`` long identity. ``label_names``:
-    attribute / group / identity names indexed like the labels. ``names``: file names.
+    ``images``: ``(N, 3, S, S)`` uint8 RGB (``S`` the pack's size, 64 by default).
+    ``labels``: celeba ``(N, 40)`` float32 0/1; utkface ``(N,)`` long age group; lfw
+    ``(N,)`` long identity. ``label_names``: attribute / group / identity names indexed
+    like the labels. ``names``: file names.
     """
 
     images: Tensor
@@ -253,6 +268,7 @@ def load_faces(
         all_names = [str(n) for n in z[f"{dataset}_names"]]
         all_labels = z[f"{dataset}_labels"]
         label_names = [str(n) for n in z[f"{dataset}_label_names"]]
+        size = int(z["image_size"]) if "image_size" in z.files else SIZE
     idx = [i for i, n in enumerate(all_names) if split_of(dataset, n) == split]
     blobs = [data[offsets[i]:offsets[i + 1]].tobytes() for i in idx]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -260,7 +276,7 @@ def load_faces(
     if decoded:
         arr = np.stack(decoded).transpose(0, 3, 1, 2).copy()
     else:
-        arr = np.zeros((0, 3, SIZE, SIZE), dtype=np.uint8)
+        arr = np.zeros((0, 3, size, size), dtype=np.uint8)
     images = torch.from_numpy(arr).to(device)
     sel = all_labels[idx]
     if dataset == "celeba":
@@ -294,8 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--out", type=Path, default=Path(".train/faces.npz"))
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--size", type=int, default=SIZE,
+                   help="side of the stored images (64; 96 for the CPU StarGAN, 128 on a GPU)")
     args = parser.parse_args(argv)
-    pack_faces(args.shared, args.out, limit=args.limit)
+    pack_faces(args.shared, args.out, limit=args.limit, size=args.size)
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB)", file=sys.stderr)
     return 0

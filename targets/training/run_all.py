@@ -199,6 +199,8 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     files = save_fp16_shards(state, weights_dir / spec.file,
                              {"name": name, "format": "fp16 state dict"})
     dataset = info["dataset"]
+    # The trained size (StarGAN may be trained at 96 or 128; older runs lack "input").
+    h, w = train.get("input", {}).get("size", [64, 64])
     card: dict[str, Any] = {
         "name": name,
         "description": spec.description,
@@ -209,13 +211,14 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
         "paper": PAPERS[name],
         "inference_mode": train.get("inference_mode", "eval"),
         "inference_mode_note": train.get("inference_mode_note", ""),
-        "input_size": [64, 64],
+        "input_size": [h, w],
         "value_range": list(spec.value_range),
-        "target_io": "Target: (B,3,H,W) in [0,1], resized to 64x64 inside; output (B,3,64,64) "
-                     "in [0,1]",
+        "target_io": f"Target: (B,3,H,W) in [0,1], resized to {h}x{w} inside; output "
+                     f"(B,3,{h},{w}) in [0,1]",
         "conditions": _conditions_doc(name),
         "data": {"dataset": dataset, "split_used": "generator", "preprocessing_and_splits":
-                 SPLITS_DOC[dataset], "details": train.get("data", {}),
+                 SPLITS_DOC[dataset].replace("64x64", f"{h}x{w}"),
+                 "details": train.get("data", {}),
                  "citation": CITATIONS[dataset]},
         "licence": DATA_LICENCE.format(data={"celeba": "CelebA", "utkface": "UTKFace",
                                              "lfw": "LFW"}[dataset]),
@@ -359,7 +362,7 @@ def summarize_quality(q: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def run_all(pack: Path, out: Path, seconds: float, *, smoke: bool, seed: int = 0,
             device: str | None = None, grace: float = 45.0, threads: int = 2,
-            skip_training: bool = False) -> dict[str, Any]:
+            skip_training: bool = False, models: list[str] | None = None) -> dict[str, Any]:
     t0 = time.monotonic()
     log = sys.stderr
     out.mkdir(parents=True, exist_ok=True)
@@ -378,7 +381,12 @@ def run_all(pack: Path, out: Path, seconds: float, *, smoke: bool, seed: int = 0
                  for j in jobs},
         "models": {}, "evaluators": {}, "errors": {},
     }
-    for kind in EVALUATOR_SHARE:
+    # ``models``: export / measure only these (e.g. one GAN retrained at another size)
+    # and the evaluators they are measured with.
+    names = list(models or MODELS)
+    kinds = [k for k in EVALUATOR_SHARE if models is None
+             or any(MODELS[n]["dataset"] == k for n in names)]
+    for kind in kinds:
         try:
             card = export_evaluator(kind, out, weights_dir)
             (weights_dir / f"evaluator_{kind}.md").write_text(markdown_card(card))
@@ -388,7 +396,7 @@ def run_all(pack: Path, out: Path, seconds: float, *, smoke: bool, seed: int = 0
             report["errors"][f"evaluator_{kind}"] = f"{type(exc).__name__}: {exc}"
     from targets.training.quality import measure
 
-    for name in MODELS:
+    for name in names:
         try:
             card = export_generator(name, out, weights_dir)
         except Exception as exc:
@@ -442,12 +450,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds past its cap before a job is killed")
     p.add_argument("--skip-training", action="store_true",
                    help="only export / measure / pack existing runs in OUT")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=None,
+                   help="export and measure only these models (and their evaluators)")
     a = p.parse_args(argv)
     if not a.pack.exists():
         print(f"error: face pack {a.pack} not found", file=sys.stderr)
         return 2
     report = run_all(a.pack, a.out, a.seconds, smoke=a.smoke, seed=a.seed, device=a.device,
-                     grace=a.grace, threads=a.threads, skip_training=a.skip_training)
+                     grace=a.grace, threads=a.threads, skip_training=a.skip_training,
+                     models=a.models)
     print(json.dumps(report, indent=2))
     return 0 if not report["errors"] else 1
 

@@ -1,9 +1,11 @@
-"""Train the bundled compact StarGAN (CelebA hair colour / gender / age) at 64x64.
+"""Train the bundled compact StarGAN (CelebA hair colour / gender / age), 64x64 by default.
 
 ``python -m targets.training.stargan_train --pack .train/faces.npz --out runs --seconds 330``
 writes ``runs/stargan/{ckpt.pt,final.pt,train.json}``. ``final.pt`` is the fp32 state
 dict of :class:`targets.stargan.StarGANGenerator` built with ``train.json``'s
-``generator.kwargs``; it loads with ``load_state_dict(strict=True)``.
+``generator.kwargs``; it loads with ``load_state_dict(strict=True)``. The image size
+is the pack's (``python -m targets.training.data pack --size 96``): 64 by default, 96
+on a CPU, the official 128 on a GPU.
 
 Losses and schedule follow yunjey/stargan (``solver.py`` / ``main.py``, MIT):
 WGAN-GP adversarial loss, ``lambda_gp = 10``; attribute classification by the
@@ -17,9 +19,10 @@ linear decay over the last 100k.
 Our changes for a ~5 minute budget on a shared GPU, and why:
 
 - widths: G ``conv_dim=32, repeat_num=6`` (2.1 M parameters, 4.2 MB in fp16; the
-  official 64-wide G is 8.4 M). D keeps the official ``conv_dim=64`` but has
-  ``repeat_num=5`` so that a 64x64 input ends on a 2x2 patch map, as the official
-  6 layers do at 128x128 (the classifier kernel is ``64 / 2**5 = 2``).
+  official 64-wide G is 8.4 M). D keeps the official ``conv_dim=64``; its depth
+  follows the image size (:func:`d_repeat_for`): ``repeat_num=5`` at 64x64 ends on a
+  2x2 patch map, as the official 6 layers do at 128x128 (the classifier kernel is
+  ``64 / 2**5 = 2``); 96x96 keeps 5 layers and ends on 3x3 (6 would give 1.5).
 - batch 64 and lr 2e-4 (both sides): 4x the official batch gives steadier
   WGAN-GP critics; 2e-4 with Adam(0.5, 0.999) is the rate AttGAN-PyTorch uses for the
   same WGAN-GP losses. Constant rate (no decay: the run is far shorter than the
@@ -34,7 +37,10 @@ Our changes for a ~5 minute budget on a shared GPU, and why:
 - ``target_sampling = 'balanced'``: hair colour targets are a uniform one-hot, so
   blond is asked for as often as black and brown (see
   :func:`~targets.training.gan_common.sample_target_labels`).
-- bf16 autocast on CUDA (the gradient penalty in fp32).
+- bf16 autocast on CUDA (the gradient penalty in fp32). On the CPU training stays
+  fp32 and contiguous: on a shared 2-core AMD EPYC without AVX-512 (one thread,
+  batch 16, 96x96) fp32 ran 0.11-0.12 it/s (64x64: 0.29), CPU bf16 autocast 0.010
+  (no native bf16 kernels: 14 times slower) and channels_last 0.09-0.10.
 
 Inference mode: train mode of InstanceNorm, i.e. per-image statistics, exactly like the
 official test script (which never calls ``G.eval()``); the trained running statistics
@@ -43,7 +49,7 @@ are not meant to be used. ``train.json`` says so in ``inference_mode``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -66,6 +72,18 @@ from targets.training.gan_common import (
 
 #: The official CelebA label order (``--selected_attrs`` of yunjey/stargan).
 STARGAN_ATTRS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+
+
+def d_repeat_for(image_size: int) -> int:
+    """Discriminator depth for ``image_size``: the most stride-2 layers that leave an
+    integer patch map of at least 2x2 (64 -> 5 layers, 2x2; 96 -> 5, 3x3; 128 -> 6,
+    2x2 as the official model)."""
+    n = 0
+    while image_size % 2 ** (n + 1) == 0 and image_size // 2 ** (n + 1) >= 2:
+        n += 1
+    if n == 0:
+        raise ValueError(f"image_size {image_size} is too small or odd for the discriminator")
+    return n
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,10 @@ class StarGANConfig:
         """Tiny widths for a CPU check of the whole pipeline."""
         return cls(g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, batch_size=4, n_critic=2,
                    amp=False)
+
+    def at_size(self, image_size: int) -> StarGANConfig:
+        """This config at ``image_size`` with the discriminator depth that size needs."""
+        return replace(self, image_size=image_size, d_repeat_num=d_repeat_for(image_size))
 
 
 class StarGANDiscriminator(nn.Module):
@@ -137,6 +159,10 @@ class StarGANTrainer(ConditionalWGANTrainer):
     def __init__(self, cfg: StarGANConfig, faces: FaceSet, device: torch.device,
                  seed: int = 0) -> None:
         super().__init__(device, seed, cfg.amp)
+        size = tuple(faces.images.shape[-2:])
+        if size != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"the faces are {size[0]}x{size[1]} but image_size is "
+                             f"{cfg.image_size}: pack the data at that size")
         self.cfg = cfg
         self.attrs = tuple(cfg.attrs)
         self.faces = faces
@@ -193,9 +219,19 @@ class StarGANTrainer(ConditionalWGANTrainer):
 
 
 def build(args: CliArgs, device: torch.device) -> tuple[StarGANTrainer, dict[str, Any]]:
-    """Load the CelebA generator split onto ``device`` and make the trainer."""
+    """Load the CelebA generator split onto ``device`` and make the trainer.
+
+    The image size and the discriminator depth follow the pack's images unless
+    ``--set image_size=...`` / ``--set d_repeat_num=...`` say otherwise.
+    """
     faces, info = celeba_training_faces(args, device)
-    cfg = apply_overrides(StarGANConfig.smoke() if args.smoke else StarGANConfig(), args.overrides)
+    base = StarGANConfig.smoke() if args.smoke else StarGANConfig()
+    size = int(faces.images.shape[-1])
+    if size != base.image_size:  # a 64 px pack keeps the config exactly as before
+        base = base.at_size(size)
+    cfg = apply_overrides(base, args.overrides)
+    if "image_size" in args.overrides and "d_repeat_num" not in args.overrides:
+        cfg = replace(cfg, d_repeat_num=d_repeat_for(cfg.image_size))
     return StarGANTrainer(cfg, faces, device, args.seed), info
 
 
