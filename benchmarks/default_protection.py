@@ -28,6 +28,7 @@ from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
+from disrupt.imaging.pixels import center_box, from_pil
 from targets import load_target
 
 CHANNELS = ("none", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.5")
@@ -35,12 +36,9 @@ CHANNELS = ("none", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.5")
 
 def celeba_crop(path: Path) -> torch.Tensor:
     """The centre 89x89 square of a half-size CelebA image: ``(1, 3, 89, 89)`` in [0, 1]."""
-    im = Image.open(path).convert("RGB")
-    w, h = im.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    arr = np.array(im.crop((left, top, left + side, top + side)))
-    return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+    with Image.open(path) as im:
+        w, h = im.size
+        return from_pil(im.crop(center_box(w, h, min(w, h))))
 
 
 def add_face_options(parser: argparse.ArgumentParser, *, first: int = 9401,

@@ -15,12 +15,12 @@ from disrupt.bench.universal_train import (
     mean_ruiz_mse,
     train_universal,
 )
+from disrupt.core.budget import parse_fraction
 from disrupt.core.universal import save_universal
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
-    from fractions import Fraction
 
     from targets import load_target
 
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    eps = float(Fraction(args.eps))
+    eps = parse_fraction(args.eps)
     targets = [load_target(name) for name in args.target]
     for t in targets:
         if isinstance(t, torch.nn.Module):

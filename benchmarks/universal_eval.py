@@ -116,9 +116,10 @@ def main() -> None:
     print("| method | s/face | PSNR dB | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))
     for method, row in table.items():
-        d = row["disrupted"]
-        assert isinstance(d, dict)
-        cells = [f"{d['none'][n] * 100:.0f} / {d['jpeg:75'][n] * 100:.0f}%" for n in names]
+        rates = row["disrupted"]
+        assert isinstance(rates, dict)
+        cells = [f"{rates['none'][n] * 100:.0f} / {rates['jpeg:75'][n] * 100:.0f}%"
+                 for n in names]
         print(f"| {method} | {row['seconds_per_face']:.2f} | {row['psnr']:.1f} | "
               + " | ".join(cells) + " |")
     if args.out:

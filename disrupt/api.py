@@ -33,8 +33,8 @@ from disrupt.imaging import (
     quantize,
     reload_saved,
     save_image,
-    to_uint8,
 )
+from disrupt.imaging.pixels import to_pil
 from targets import Target, load_target
 from targets.registry import list_targets
 
@@ -97,7 +97,7 @@ class ProtectResult:
 
     def to_pil(self) -> Image.Image:
         """The protected image as a PIL image (RGB, or RGBA with the source's alpha)."""
-        rgb = Image.fromarray(to_uint8(self.image))
+        rgb = to_pil(self.image)
         alpha = self.source.alpha
         if alpha is not None:
             a = alpha if alpha.dtype.name == "uint8" else (alpha // 257).astype("uint8")

@@ -43,11 +43,16 @@ class Target(Protocol):
     ``condition`` is ``None`` or a ``(B, c)`` / ``(c,)`` tensor of condition vectors
     (one of ``conditions[k].vector``, possibly stacked). Returns ``(B, 3, h, w)`` in
     ``[0, 1]`` at the generator's resolution, differentiable in ``x``.
+
+    ``batch_independent``: ``True`` when each image's output depends on that image
+    alone, so several images (or crops) may share one call; ``False`` for generators
+    whose outputs mix a batch (BatchNorm with batch statistics, as pix2pix runs).
     """
 
     name: str
     input_size: tuple[int, int] | None
     conditions: Sequence[Condition]
+    batch_independent: bool
 
     def __call__(self, x: Tensor, condition: Tensor | None) -> Tensor: ...
 

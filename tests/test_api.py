@@ -47,7 +47,7 @@ def test_protect_accepts_any_upload(kind: str, tmp_path: Path, tiny) -> None:  #
         "tensor": torch.from_numpy(arr).permute(2, 0, 1).float() / 255,
         "file": io.BytesIO(path.read_bytes()),
     }[kind]
-    result = protect(source, targets=[tiny], eps=EPS, steps=2)
+    result = protect(source, targets=[tiny], eps=EPS, steps=2)  # type: ignore[arg-type]
     _check(result, arr)
 
 

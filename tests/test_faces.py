@@ -107,6 +107,7 @@ class _Recorder:
         self.name = inner.name
         self.input_size = inner.input_size
         self.conditions = inner.conditions
+        self.batch_independent = inner.batch_independent
         self.shapes: list[tuple[int, ...]] = []
 
     def __call__(self, x: Tensor, condition: Tensor | None) -> Tensor:
@@ -136,7 +137,7 @@ class _SeenSizes:
 
     def sample(self, generator: torch.Generator | None = None):  # noqa: ANN201
         def apply(x: Tensor) -> Tensor:
-            self.sizes.append(tuple(x.shape[-2:]))
+            self.sizes.append((int(x.shape[-2]), int(x.shape[-1])))
             return x
         return apply
 

@@ -20,16 +20,15 @@ from targets.attgan import CELEBA_ATTRS, AttGANGenerator
 from targets.cyclegan import ResnetGenerator
 from targets.stargan import StarGANGenerator
 from targets.training import attgan_train, cyclegan_train, stargan_train
+from targets.training.cli import apply_overrides
 from targets.training.data import FaceSet, load_faces, pack_faces
 from targets.training.gan_common import (
     GanTrainer,
     IndexSampler,
-    RunOptions,
-    apply_overrides,
     gradient_penalty,
     sample_target_labels,
-    train,
 )
+from targets.training.loop import RunOptions, train
 
 CPU = torch.device("cpu")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

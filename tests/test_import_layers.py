@@ -63,3 +63,43 @@ def test_targets_module_imports_neither_attacks_nor_disrupt(path: Path) -> None:
            if name.split(".")[0] in FORBIDDEN]
     assert not bad, f"{path}: imports {bad}"
 
+
+
+# ----------------------------------------------------------------- inside disrupt/
+
+DISRUPT = Path(targets.__file__).parent.parent / "disrupt"
+#: What each layer of ``disrupt`` may never import (arrows run one way:
+#: cli -> bench -> api/verify -> eval -> core -> attacks/targets).
+LAYER_FORBIDS = {
+    "core": ("disrupt.eval", "disrupt.bench", "disrupt.api", "disrupt.cli", "disrupt.verify"),
+    "eval": ("disrupt.bench", "disrupt.api", "disrupt.cli", "disrupt.verify"),
+    "imaging": ("disrupt.core", "disrupt.eval", "disrupt.bench", "disrupt.api", "disrupt.cli"),
+    "api.py": ("disrupt.bench", "disrupt.cli"),
+    "verify.py": ("disrupt.bench", "disrupt.cli"),
+}
+
+
+def _layer_files() -> list[tuple[str, Path]]:
+    return [(layer, p) for layer in LAYER_FORBIDS
+            for p in sorted((DISRUPT / layer).rglob("*.py") if (DISRUPT / layer).is_dir()
+                            else [DISRUPT / layer])]
+
+
+@pytest.mark.parametrize(("layer", "path"), _layer_files(),
+                         ids=lambda v: v if isinstance(v, str) else v.name)
+def test_disrupt_layers_import_only_downwards(layer: str, path: Path) -> None:
+    assert path.exists(), path
+    bad = [(line, name) for line, name in _imported_names(ast.parse(path.read_text()))
+           if name.startswith(LAYER_FORBIDS[layer])]
+    assert not bad, f"{path} ({layer}): imports {bad}"
+
+
+def test_the_command_line_imports_no_torch_until_a_command_runs() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, disrupt.cli; print(sorted({'torch', 'numpy', 'PIL'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=DISRUPT.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

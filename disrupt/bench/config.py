@@ -14,12 +14,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from attacks import attack_info
-from disrupt.core.budget import STRENGTHS
+from disrupt.core.budget import STRENGTHS, parse_fraction
+from disrupt.errors import SettingError
 from disrupt.eval.channels import DEFAULT_CHANNELS, parse_channel
 from disrupt.eval.metrics import RUIZ_THRESHOLD
 
@@ -104,8 +104,8 @@ def _fraction(value: object, key: str) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(Fraction(value.strip())) if "/" in value else float(value)
-        except (ValueError, ZeroDivisionError):
+            return parse_fraction(value)
+        except SettingError:
             pass
     raise ConfigError(f"{key}: {value!r} is not a number or a fraction like 8/255")
 

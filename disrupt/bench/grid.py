@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -75,7 +74,7 @@ from disrupt.eval.evaluation import measure_disruption, target_outputs
 from disrupt.eval.metrics import perceptibility
 from disrupt.eval.semantic import SemanticJudge
 from disrupt.files import write_text_atomically
-from disrupt.imaging import to_uint8
+from disrupt.imaging.pixels import from_pil, to_pil
 from targets.base import Target
 
 log = logging.getLogger(__name__)
@@ -138,13 +137,12 @@ def cell_key(cell: Cell, context: Mapping[str, Any]) -> str:
 def _png_roundtrip(x: Tensor, path: Path | None) -> Tensor:
     """Encode ``(1, 3, H, W)`` as PNG (to ``path`` if given), decode it: what is saved."""
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(x)).save(buf, format="PNG")
+    to_pil(x).save(buf, format="PNG")
     data = buf.getvalue()
     if path is not None:
         path.write_bytes(data)
     with Image.open(io.BytesIO(data)) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy())[None].to(x)
+        return from_pil(im).to(x)
 
 
 def _batches(images: Sequence[BenchImage], size: int) -> Iterator[list[BenchImage]]:

@@ -20,12 +20,13 @@ from disrupt.bench.config import (
     ConfigError,
 )
 from disrupt.errors import DisruptError
-from disrupt.imaging import load_image, to_uint8
+from disrupt.imaging import load_image
+from disrupt.imaging.load import IMAGE_SUFFIXES
+from disrupt.imaging.pixels import center_box, to_pil
 
 log = logging.getLogger(__name__)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
@@ -55,21 +56,12 @@ def list_images(cfg: BenchConfig) -> list[Path]:
     return files
 
 
-def _center_crop(im: Image.Image, side: int) -> Image.Image:
-    """torchvision ``CenterCrop(side)`` for PIL images (offsets rounded the same way)."""
-    w, h = im.size
-    side_w, side_h = min(side, w), min(side, h)
-    left = int(round((w - side_w) / 2.0))
-    top = int(round((h - side_h) / 2.0))
-    return im.crop((left, top, left + side_w, top + side_h))
-
-
 def load_bench_image(path: Path, center_crop: int | None, size: int | None) -> BenchImage:
     """Load, centre-crop and resize one image; returns it on the 8-bit grid."""
     loaded = load_image(path)
-    im = Image.fromarray(to_uint8(loaded.rgb))
+    im = to_pil(loaded.rgb)
     if center_crop is not None:
-        im = _center_crop(im, center_crop)
+        im = im.crop(center_box(*im.size, center_crop))
     if size is not None and im.size != (size, size):
         im = im.resize((size, size), Image.Resampling.BILINEAR)
     arr = np.asarray(im, dtype=np.uint8)

@@ -26,7 +26,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -38,6 +37,7 @@ from disrupt.core.seeding import seeded
 from disrupt.eval.evaluation import target_outputs
 from disrupt.eval.figures import compose_grid
 from disrupt.files import json_ready, write_text_atomically
+from disrupt.imaging.pixels import from_pil
 from targets.base import Target
 
 __all__ = ["environment", "markdown_summary", "write_report"]
@@ -221,8 +221,7 @@ def _grid(result: BenchResult, targets: Mapping[str, Target],
         if not path.exists():
             continue
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        saved = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
+            saved = from_pil(im)
         edits = []
         for x in (first.x, saved):
             with seeded(result.config.seed, _device(target)):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -31,6 +30,7 @@ from attacks import project, random_delta
 from disrupt.api import protect
 from disrupt.core.budget import DEFAULT_STRENGTH, resolve_budget
 from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.imaging.pixels import from_pil, to_pil
 from targets.base import Target
 
 __all__ = [
@@ -179,10 +179,7 @@ def _photo(size: tuple[int, int], seed: int, photo: Tensor | None) -> Tensor:
     w, h = size
     if photo is None:
         return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
-    levels = (photo[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    im = Image.fromarray(levels).resize((w, h), Image.Resampling.BICUBIC)
-    arr = torch.from_numpy(np.asarray(im).copy())
-    return (arr.permute(2, 0, 1).float() / 255.0)[None]
+    return from_pil(to_pil(photo).resize((w, h), Image.Resampling.BICUBIC))
 
 
 def _sync(device: torch.device) -> None:

@@ -19,6 +19,8 @@ from disrupt.core.objectives import AwayFromClean, Ensemble
 from disrupt.core.transforms import DEFAULT_EOT_TRANSFORMS
 from disrupt.errors import DisruptError
 from disrupt.eval.evaluation import measure_disruption
+from disrupt.imaging.load import IMAGE_SUFFIXES
+from disrupt.imaging.pixels import center_box
 from targets.base import Target
 
 _CANVAS = 0.5
@@ -156,16 +158,15 @@ def load_face_folder(folder: str | Path, size: int, *, limit: int | None = None,
     """
     from disrupt.imaging import load_image
 
-    suffixes = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes)[:limit]
+    paths = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise DisruptError(f"{folder}: no images found")
     out = []
     for path in paths:
         x = load_image(path).rgb
         h, w = x.shape[-2:]
-        side = max(1, round(min(h, w) * crop))
-        top, left = (h - side) // 2, (w - side) // 2
-        out.append(F.interpolate(x[..., top : top + side, left : left + side], size=(size, size),
+        left, top, right, bottom = center_box(w, h, max(1, round(min(h, w) * crop)))
+        out.append(F.interpolate(x[..., top:bottom, left:right], size=(size, size),
                                  mode="bilinear", align_corners=False, antialias=True))
     return torch.cat(out).clamp(0.0, 1.0)

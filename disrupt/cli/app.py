@@ -7,7 +7,6 @@ Heavy imports (torch) happen inside commands so ``--help`` is instant.
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
@@ -36,10 +34,13 @@ class UsageError(Exception):
 
 def parse_eps(text: str, option: str = "--eps") -> float:
     """``"8/255"`` or ``"0.031"`` -> float in (0, 1]; raises :class:`UsageError` otherwise."""
+    from disrupt.core.budget import parse_fraction
+    from disrupt.errors import SettingError
+
     try:
-        value = float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"{option}: {text!r} is not a number or a fraction like 8/255") from None
+        value = parse_fraction(text)
+    except SettingError as exc:
+        raise UsageError(f"{option}: {exc}") from None
     if not 0 < value <= 1:
         raise UsageError(f"{option} must be in (0, 1], got {text}")
     return value
@@ -47,6 +48,8 @@ def parse_eps(text: str, option: str = "--eps") -> float:
 
 def _expand_inputs(paths: list[Path]) -> list[Path]:
     """Files as given; directories expanded to the images inside (not recursive)."""
+    from disrupt.imaging import IMAGE_SUFFIXES
+
     found: list[Path] = []
     for p in paths:
         if p.is_dir():

@@ -38,7 +38,7 @@ perturbation and, unless told otherwise, refines it for
 
 Re-measure perceptibility (and print a table) with::
 
-    python benchmarks/measure_presets.py [--image PHOTO] [--target NAME ...]
+    python benchmarks/bench_presets.py [--image PHOTO] [--target NAME ...]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Literal
 
 from attacks import Attack, attack_info, create_attack, default_alpha
@@ -61,6 +62,7 @@ __all__ = [
     "Strength",
     "StrengthPreset",
     "describe_budget",
+    "parse_fraction",
     "psnr_floor_attack",
     "resolve_budget",
 ]
@@ -128,6 +130,15 @@ class Budget:
         """One line: ``pgd, PSNR >= 33 dB over the protected pixels, max change 16.0/255, ...``."""
         a = self.attack
         return describe_budget(a.name, a.eps, a.steps, self.psnr)
+
+
+def parse_fraction(text: str) -> float:
+    """``"8/255"`` or ``"0.031"`` -> float; :class:`SettingError` for anything else. The
+    one parser of budget values (``--eps``, ``--alpha``, bench configs, scripts)."""
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise SettingError(f"{text!r} is not a number or a fraction like 8/255") from None
 
 
 def psnr_floor_attack(attack: Attack, psnr: float, values: int, *, refine: bool = False) -> Attack:

@@ -47,8 +47,8 @@ def _distance(a: Tensor, b: Tensor, loss: Loss) -> Tensor:
 class OverConditions:
     """Runs one target on a batch for several conditions: outputs ``(K, B, 3, h, w)``.
 
-    When the target is batch-independent (``getattr(target, "batch_independent",
-    True)``), all ``K`` conditions go through **one** call: ``x`` repeated ``K`` times
+    When the target is batch-independent (``target.batch_independent`` is
+    ``True``), all ``K`` conditions go through **one** call: ``x`` repeated ``K`` times
     along the batch, condition rows stacked to match (``K * B`` rows, condition-major),
     so a step costs one forward and one backward. Otherwise (BatchNorm in train mode,
     where a batch's images change each other's outputs) each condition gets its own
@@ -70,7 +70,7 @@ class OverConditions:
             self.vectors = torch.stack([v.to(x.device) for v in vectors if v is not None])
         self.target = target
         self.conditions = conds
-        self.batched = bool(getattr(target, "batch_independent", True))
+        self.batched = bool(target.batch_independent)
         self.shape = tuple(x.shape)
 
     @property

@@ -195,7 +195,7 @@ def _objective_for(
         return wrap(inner) if wrap is not None else inner
 
     return CropsObjective(make, x_region, boxes, size,
-                          batched=bool(getattr(target, "batch_independent", True)))
+                          batched=bool(target.batch_independent))
 
 
 def run_protection(

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import kornia
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from disrupt.imaging.pixels import from_pil, to_pil
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -54,14 +55,12 @@ def _check(x: Tensor) -> None:
 
 def _to_pil(image: Tensor) -> Image.Image:
     """``(3, H, W)`` in ``[0, 1]`` -> 8-bit RGB PIL image (rounded)."""
-    levels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return Image.fromarray(np.ascontiguousarray(levels.permute(1, 2, 0).cpu().numpy()))
+    return to_pil(image.float())
 
 
 def _from_pil(image: Image.Image, like: Tensor) -> Tensor:
     """8-bit RGB PIL image -> ``(3, H, W)`` float in ``[0, 1]`` on ``like``'s device/dtype."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).to(like)
+    return from_pil(image)[0].to(like)
 
 
 def _per_image(x: Tensor, fn: Callable[[Image.Image], Image.Image]) -> Tensor:

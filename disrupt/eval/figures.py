@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+
+from disrupt.imaging.pixels import to_pil
 
 __all__ = ["HEADER", "LABEL_WIDTH", "PAD", "compose_grid", "grid_size"]
 
@@ -34,8 +34,7 @@ def _fit(image: Tensor, cell: int) -> Image.Image:
     """``(3, H, W)`` in ``[0, 1]`` -> an RGB ``cell x cell`` tile, aspect kept, centred."""
     if image.ndim == 4:
         image = image[0]
-    levels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    pil = Image.fromarray(np.ascontiguousarray(levels.permute(1, 2, 0).cpu().numpy()))
+    pil = to_pil(image.float())
     w, h = pil.size
     scale = cell / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

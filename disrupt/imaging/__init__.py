@@ -10,6 +10,7 @@ the 8-bit grid that the metrics measure.
 
 from disrupt.imaging.load import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
     ImageInput,
     LoadedImage,
@@ -20,6 +21,7 @@ from disrupt.imaging.save import default_output_path, reload_saved, save_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "OUTPUT_FORMATS",
     "ImageInput",
     "LoadedImage",

@@ -51,6 +51,7 @@ from disrupt.imaging.metadata import _cmyk_to_srgb, _exif_with_orientation_reset
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "OUTPUT_FORMATS",
     "ImageInput",
     "LoadedImage",
@@ -61,6 +62,10 @@ logger = logging.getLogger(__name__)
 
 #: Pillow's own default limit (``PIL.Image.MAX_IMAGE_PIXELS``): about 9459 x 9459.
 DEFAULT_MAX_PIXELS = 89_478_485
+
+#: File suffixes read as images when a folder is given (the first frame of a GIF).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
+                                   ".gif")
 
 #: Output file suffix -> Pillow format name.
 OUTPUT_FORMATS: dict[str, str] = {

@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
@@ -54,3 +55,25 @@ def quantize(x: Tensor) -> Tensor:
         caller's job.
     """
     return (x.detach().clamp(0.0, 1.0) * 255.0).round() / 255.0
+
+
+def to_pil(x: Tensor) -> Image.Image:
+    """``(1,3,H,W)`` or ``(3,H,W)`` in ``[0,1]`` -> an RGB PIL image on the 8-bit grid
+    (rounded as :func:`to_uint8`)."""
+    return Image.fromarray(to_uint8(x))
+
+
+def from_pil(image: Image.Image) -> Tensor:
+    """A PIL image (any mode, converted to RGB) -> ``(1,3,H,W)`` float32 in ``[0,1]``."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
+
+
+def center_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """The centred ``side x side`` box ``(left, top, right, bottom)`` of an image, clipped
+    to the image, offsets rounded as torchvision's ``CenterCrop`` rounds them. The one
+    rule for every centre crop in the project (benchmarks, face folders, training)."""
+    side_w, side_h = min(side, width), min(side, height)
+    left = int(round((width - side_w) / 2.0))
+    top = int(round((height - side_h) / 2.0))
+    return left, top, left + side_w, top + side_h

@@ -53,16 +53,18 @@ import torch
 from torch import Tensor, nn
 
 from targets.attgan import CELEBA_ATTRS, AttGANGenerator, attgan_condition
-from targets.training.data import FaceSet
-from targets.training.gan_common import (
+from targets.training.cli import (
     CliArgs,
-    ConditionalWGANTrainer,
-    IndexSampler,
-    WGANWeights,
     apply_overrides,
     celeba_training_faces,
     config_dict,
     main_for,
+)
+from targets.training.data import FaceSet
+from targets.training.gan_common import (
+    ConditionalWGANTrainer,
+    IndexSampler,
+    WGANWeights,
     make_adam,
     select_attributes,
 )

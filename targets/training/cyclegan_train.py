@@ -55,19 +55,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from targets.cyclegan import ResnetGenerator
+from targets.training.cli import SMOKE_IMAGES, CliArgs, apply_overrides, config_dict, main_for
 from targets.training.data import FaceSet, load_faces
-from targets.training.gan_common import (
-    SMOKE_IMAGES,
-    CliArgs,
-    GanTrainer,
-    IndexSampler,
-    apply_overrides,
-    autocast,
-    config_dict,
-    frozen,
-    main_for,
-    make_adam,
-)
+from targets.training.gan_common import GanTrainer, IndexSampler, autocast, frozen, make_adam
 
 #: UTKFace age groups used as the two domains (labels of targets.training.data).
 YOUNG, OLD = 0, 2

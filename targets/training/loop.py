@@ -1,0 +1,168 @@
+"""The training loop every GAN trainer shares: timed, checkpointed about once a minute,
+resumable, logging losses, and writing ``final.pt`` (fp32) and ``train.json`` at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from targets.training.common import atomic_torch_save, hardware_name, write_json
+from targets.training.gan_common import GanTrainer
+
+#: Seconds between two periodic checkpoints.
+SAVE_INTERVAL_S = 60.0
+
+
+#: Seconds between two loss records in ``train.json``'s history.
+LOG_INTERVAL_S = 10.0
+
+
+#: Seconds kept free at the end of ``--seconds`` for writing the final files.
+FINAL_RESERVE_S = 3.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how long to train (the command line, minus the model's own settings)."""
+
+    out: Path
+    seconds: float
+    iters: int
+    resume: bool = False
+    save_interval_s: float = SAVE_INTERVAL_S
+    log_interval_s: float = LOG_INTERVAL_S
+
+
+class _LossMeter:
+    """Running sums of loss tensors on the device; read (one host sync) when logging."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, losses: Mapping[str, Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def read_and_reset(self) -> dict[str, float | None]:
+        if not self.sums:
+            return {}
+        keys = sorted(self.sums)
+        values = torch.stack([self.sums[k].float() / self.counts[k] for k in keys]).tolist()
+        self.sums, self.counts = {}, {}
+        # Non-finite losses become None: train.json stays strict JSON.
+        return {k: (float(v) if math.isfinite(v) else None)
+                for k, v in zip(keys, values, strict=True)}
+
+
+def _fp32_state(module: nn.Module) -> dict[str, Tensor]:
+    """CPU, contiguous state dict with floating tensors in float32 (buffers included)."""
+    out: dict[str, Tensor] = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu()
+        out[k] = (v.float() if v.is_floating_point() else v).contiguous().clone()
+    return out
+
+
+def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
+          data_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train until ``opts.iters`` iterations in total or ``opts.seconds`` of wall clock.
+
+    ``start`` is the ``time.monotonic()`` from which ``opts.seconds`` counts (default:
+    now); the loop stops :data:`FINAL_RESERVE_S` early to leave time for the final
+    files. Writes ``opts.out/<name>/ckpt.pt`` every ``opts.save_interval_s`` and at
+    the end, then ``final.pt`` (and any other :meth:`GanTrainer.exports`) and
+    ``train.json``. With ``opts.resume`` and an existing ``ckpt.pt``, continues from it
+    (its hyper-parameters must equal the trainer's). Returns the ``train.json`` dict.
+    """
+    t0 = time.monotonic() if start is None else start
+    run_dir = opts.out / trainer.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "ckpt.pt"
+    history: list[dict[str, Any]] = []
+    seconds_before = 0.0
+    resumed_from = 0
+    if opts.resume and ckpt_path.exists():
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if saved["config"] != trainer.config():
+            raise SystemExit(
+                f"{ckpt_path}: saved hyper-parameters differ from this run's; "
+                "start without --resume or use the same settings"
+            )
+        trainer.load_state_dict(saved["trainer"])
+        history = list(saved["history"])
+        seconds_before = float(saved["seconds_total"])
+        resumed_from = trainer.iteration
+
+    meter = _LossMeter()
+    last_losses: dict[str, float | None] = {}
+    loop_start = time.monotonic()
+    last_save = last_log = loop_start
+    start_iter = trainer.iteration
+    deadline = t0 + opts.seconds - FINAL_RESERVE_S
+
+    def record(now: float) -> dict[str, float | None]:
+        losses = meter.read_and_reset()
+        done = trainer.iteration - start_iter
+        entry = {"iteration": trainer.iteration,
+                 "seconds": round(seconds_before + now - loop_start, 2),
+                 "it_per_s": round(done / max(now - loop_start, 1e-9), 3), **losses}
+        history.append(entry)
+        return losses
+
+    def snapshot(now: float, finished: bool) -> dict[str, Any]:
+        summary = {
+            "model": trainer.name,
+            "finished": finished,
+            "config": trainer.config(),
+            **trainer.model_card(),
+            "seed": trainer.seed,
+            "iterations": trainer.iteration,
+            "g_updates": trainer.g_updates,
+            "d_updates": trainer.d_updates,
+            "iterations_this_run": trainer.iteration - start_iter,
+            "resumed_from_iteration": resumed_from,
+            "seconds_this_run": round(now - t0, 2),
+            "seconds_training_this_run": round(now - loop_start, 2),
+            "seconds_total": round(seconds_before + now - loop_start, 2),
+            "it_per_s": round((trainer.iteration - start_iter) / max(now - loop_start, 1e-9), 3),
+            "device": hardware_name(trainer.device),
+            "torch": torch.__version__,
+            "bf16_autocast": trainer.amp,
+            "data": dict(data_info or {}),
+            "final_losses": last_losses,
+            "history": history,
+        }
+        atomic_torch_save({"config": trainer.config(), "trainer": trainer.state_dict(),
+                           "history": history, "seconds_total": summary["seconds_total"]},
+                          ckpt_path)
+        write_json(summary, run_dir / "train.json")
+        return summary
+
+    while trainer.iteration < opts.iters and time.monotonic() < deadline:
+        meter.add(trainer.step())
+        now = time.monotonic()
+        if now - last_log >= opts.log_interval_s:
+            last_losses = record(now) or last_losses
+            last_log = now
+        if now - last_save >= opts.save_interval_s:
+            snapshot(now, finished=False)
+            last_save = time.monotonic()
+
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    now = time.monotonic()
+    if meter.sums:
+        last_losses = record(now) or last_losses
+    for file_name, module in trainer.exports().items():
+        atomic_torch_save(_fp32_state(module), run_dir / file_name)
+    return snapshot(now, finished=True)
