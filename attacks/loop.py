@@ -26,7 +26,8 @@ _TINY = 1e-12  # guards divisions by a zero gradient norm
 
 
 def check_params(
-    eps: float, alpha: float, steps: int, norm: str, decay: float, linf_cap: float | None = None
+    eps: float, alpha: float, steps: int, norm: str, decay: float,
+    linf_cap: float | Tensor | None = None,
 ) -> None:
     """Raise ``ValueError`` for settings no attack can run with.
 
@@ -49,7 +50,11 @@ def check_params(
     if linf_cap is not None:
         if norm != "l2":
             raise ValueError("linf_cap only applies to norm='l2' (Linf has eps itself)")
-        if not math.isfinite(linf_cap) or not 0 < linf_cap <= 1:
+        if isinstance(linf_cap, Tensor):
+            if not (bool(torch.isfinite(linf_cap).all()) and float(linf_cap.min()) >= 0
+                    and 0 < float(linf_cap.max()) <= 1):
+                raise ValueError("a per-pixel linf_cap must be finite, in [0, 1], not all 0")
+        elif not math.isfinite(linf_cap) or not 0 < linf_cap <= 1:
             raise ValueError(f"linf_cap must be in (0, 1], got {linf_cap}")
 
 
@@ -73,17 +78,21 @@ def _per_sample_l2(t: Tensor) -> Tensor:
     return t.flatten(1).norm(p=2, dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
 
 
-def project(delta: Tensor, eps: float, norm: Norm, linf_cap: float | None = None) -> Tensor:
+def project(delta: Tensor, eps: float, norm: Norm,
+            linf_cap: float | Tensor | None = None) -> Tensor:
     """Project ``delta`` ``(B, C, H, W)`` onto the ``eps`` ball of ``norm``, per sample.
 
-    With ``linf_cap`` (L2 only) ``delta`` is first clamped to ``[-cap, cap]`` per pixel,
-    then scaled into the L2 ball; scaling toward 0 keeps it inside the box, so the
+    With ``linf_cap`` (L2 only) ``delta`` is first clamped to ``[-cap, cap]`` per pixel
+    (a number, or a tensor broadcastable to ``delta``: a cap per pixel), then scaled
+    into the L2 ball; scaling toward 0 keeps it inside the box, so the
     result satisfies both bounds (a feasible point of the intersection, not always
     the nearest one).
     """
     if norm == "linf":
         return delta.clamp(-eps, eps)
-    if linf_cap is not None:
+    if isinstance(linf_cap, Tensor):
+        delta = torch.minimum(torch.maximum(delta, -linf_cap), linf_cap)
+    elif linf_cap is not None:
         delta = delta.clamp(-linf_cap, linf_cap)
     return delta * (eps / _per_sample_l2(delta)).clamp(max=1.0)
 
@@ -126,7 +135,7 @@ def run_attack(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     start: Tensor | None = None,
-    linf_cap: float | None = None,
+    linf_cap: float | Tensor | None = None,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -162,7 +171,8 @@ def run_attack(
             It is projected into the ``eps`` ball first; ``random_start`` is then
             ignored.
         linf_cap: ``norm="l2"`` only: also keep every pixel within ``linf_cap`` of
-            ``x``. An L2 budget lets the attack spend its energy where it matters
+            ``x`` (a number, or a tensor broadcastable to ``x``: one cap per pixel).
+            An L2 budget lets the attack spend its energy where it matters
             (which survives JPEG far better than a uniform L-inf pattern); the cap
             stops it from making a visible spot.
 
@@ -231,7 +241,7 @@ class Attack:
     random_start: bool = False
     decay: float = 0.0
     name: str = "attack"
-    linf_cap: float | None = None
+    linf_cap: float | Tensor | None = None
 
     def __post_init__(self) -> None:
         check_params(self.eps, self.alpha, self.steps, self.norm, self.decay, self.linf_cap)

@@ -24,14 +24,16 @@ LEVELS = 255
 _SLACK = 1e-4  # in levels: absorbs float error in (x +- eps) * 255 near a grid point
 
 
-def quantize_to_uint8_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = "linf") -> Tensor:
+def quantize_to_uint8_within(x_adv: Tensor, x: Tensor, eps: float | Tensor,
+                             norm: Norm = "linf") -> Tensor:
     """Round ``x_adv`` to 8-bit levels, keeping ``||q - x|| <= eps`` per image.
 
     Args:
         x_adv: adversarial images ``(B, C, H, W)``, float, values in ``[0, 1]``.
         x: the clean images they were made from, same shape, values in ``[0, 1]``.
         eps: the budget in ``[0, 1]`` units. For ``norm="linf"`` at least half a level
-            (``0.5/255``), the smallest budget every ``x`` has an 8-bit level within.
+            (``0.5/255``), the smallest budget every ``x`` has an 8-bit level within;
+            ``linf`` also takes a tensor broadcastable to ``x``: a budget per pixel.
         norm: ``"linf"`` (per pixel) or ``"l2"`` (per image).
 
     Returns:
@@ -43,7 +45,13 @@ def quantize_to_uint8_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = 
         ValueError: bad arguments, or (L2 only) an ``x`` so far off the 8-bit grid that
             no 8-bit image near ``x_adv`` fits the budget.
     """
-    check_params(eps, 1.0, 1, norm, 0.0)
+    if isinstance(eps, Tensor):
+        if norm != "linf":
+            raise ValueError("a per-pixel budget needs norm='linf'")
+        if not bool(torch.isfinite(eps).all()):
+            raise ValueError("a per-pixel budget must be finite")
+    else:
+        check_params(eps, 1.0, 1, norm, 0.0)
     check_image(x_adv, "x_adv")
     check_image(x, "x")
     if x_adv.shape != x.shape:
@@ -51,18 +59,21 @@ def quantize_to_uint8_within(x_adv: Tensor, x: Tensor, eps: float, norm: Norm = 
     with torch.no_grad():
         ref = x.detach().to(torch.float32) * LEVELS
         target = x_adv.detach().to(torch.float32) * LEVELS
-        if norm == "linf":
+        if isinstance(eps, Tensor):
+            levels = _linf(target, ref, eps.to(target) * LEVELS)
+        elif norm == "linf":
             levels = _linf(target, ref, eps * LEVELS)
         else:
             levels = _l2(target, ref, eps * LEVELS)
         return (levels / LEVELS).to(x_adv.dtype)
 
 
-def _linf(target: Tensor, ref: Tensor, budget: float) -> Tensor:
+def _linf(target: Tensor, ref: Tensor, budget: float | Tensor) -> Tensor:
     """Nearest levels, clamped to ``[ref - budget, ref + budget]`` (all in level units)."""
-    if budget < 0.5:
+    smallest = float(budget.min()) if isinstance(budget, Tensor) else budget
+    if smallest < 0.5:
         raise ValueError(
-            f"eps must be at least 0.5/255 to survive 8-bit rounding, got {budget}/255"
+            f"eps must be at least 0.5/255 to survive 8-bit rounding, got {smallest}/255"
         )
     lowest = torch.ceil(ref - budget - _SLACK).clamp_min(0)
     highest = torch.floor(ref + budget + _SLACK).clamp_max(LEVELS)

@@ -65,6 +65,10 @@ def parse_face_options(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_face_options(parser)
+    parser.add_argument("--objective", default=None, choices=["balanced", "mean"],
+                        help="what the attack maximises (default: the preset's)")
+    parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction,
+                        help="per-pixel caps that follow the texture (default: the preset's)")
     args = parse_face_options(parser)
 
     names = default_targets()
@@ -77,7 +81,8 @@ def main() -> None:
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
-        result = protect(x, targets=targets, strength=args.strength, seed=args.seed)
+        result = protect(x, targets=targets, strength=args.strength, seed=args.seed,
+                         objective=args.objective, perceptual=args.perceptual)
         seconds.append(time.perf_counter() - start)
         for key, value in result.perceptibility.items():
             percept[key].append(value)
@@ -91,7 +96,9 @@ def main() -> None:
 
     summary = {
         "images": f"CelebA {args.first:06d}-{args.first + args.limit - 1:06d}, CenterCrop(89)",
-        "strength": args.strength, "seed": args.seed, "torch": torch.__version__,
+        "strength": args.strength, "objective": result.objective,
+        "perceptual": result.perceptual, "seed": args.seed,
+        "torch": torch.__version__,
         "threads": args.threads, "targets": names,
         "seconds_per_image": float(np.mean(seconds)),
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},

@@ -23,7 +23,7 @@ from disrupt.core.masking import load_mask
 from disrupt.core.pipeline import evaluation_targets, perturb, plan_protection
 from disrupt.core.seeding import check_seed, move_to, resolve_device
 from disrupt.core.universal import load_universal
-from disrupt.errors import DisruptError, SettingError
+from disrupt.errors import DisruptError, NotDisrupted, SettingError
 from disrupt.eval.evaluation import Disruption, measure_disruption
 from disrupt.eval.metrics import RUIZ_THRESHOLD, perceptibility
 from disrupt.imaging import (
@@ -81,6 +81,10 @@ class ProtectResult:
     #: The PSNR floor (dB) over the protected pixels, or ``None`` for a plain L-inf
     #: budget; with a floor, ``attack`` is L2 (``eps`` the radius) with ``linf_cap``.
     psnr_floor: float | None = None
+    #: What the attack maximised: ``"balanced"`` or ``"mean"`` (see :func:`protect`).
+    objective: str = "mean"
+    #: Whether per-pixel caps followed the texture (see :func:`protect`).
+    perceptual: bool = False
 
     @property
     def unchanged(self) -> bool:
@@ -125,6 +129,8 @@ class ProtectResult:
                 "linf_cap_255": (None if self.attack.linf_cap is None
                                  else self.attack.linf_cap * 255),
                 "psnr_floor": self.psnr_floor,
+                "objective": self.objective,
+                "perceptual": self.perceptual,
             },
             "seed": self.seed,
             "strength": self.strength,
@@ -141,6 +147,25 @@ class ProtectResult:
             "disruption": [d.to_dict() for d in self.disruption],
             "seconds": self.seconds,
         }
+
+
+def check_disrupted(result: ProtectResult) -> None:
+    """Raise :class:`~disrupt.errors.NotDisrupted` naming each target with outputs at or
+    under the threshold (what ``require_disruption`` asks for)."""
+    below = [d for d in result.disruption if not d.disrupted]
+    if not below:
+        return
+    per_target: dict[str, int] = {}
+    for d in below:
+        per_target[d.target] = per_target.get(d.target, 0) + 1
+    totals = {d.target: 0 for d in result.disruption}
+    for d in result.disruption:
+        totals[d.target] += 1
+    named = ", ".join(f"{t} ({n}/{totals[t]} outputs)" for t, n in per_target.items())
+    where = result.output_path or result.source.path or "image"
+    raise NotDisrupted(
+        f"{where}: not disrupted past Ruiz MSE {result.threshold:g}: {named}; try "
+        "--strength high or a lower --psnr", result, [f"{d.target}: {d.condition}" for d in below])
 
 
 def default_targets() -> list[str]:
@@ -212,6 +237,8 @@ def protect(
     alpha: float | None = None,
     eot: bool | None = None,
     psnr: float | None = None,
+    objective: str | None = None,
+    perceptual: bool | None = None,
     faces: bool | None = None,
     mask: ImageInput | None = None,
     universal: str | Path | Tensor | None = None,
@@ -219,6 +246,7 @@ def protect(
     device: str | torch.device = "cpu",
     output: str | Path | None = None,
     overwrite: bool = False,
+    require_disruption: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProtectResult:
     """Add an adversarial perturbation to ``image`` that disrupts the given generators.
@@ -247,6 +275,11 @@ def protect(
         psnr: PSNR floor in dB over the pixels the attack may change (an L2 budget,
             with ``eps`` as the per-pixel cap); ``None``: the preset's; ``0``: no floor,
             plain L-inf at ``eps``.
+        objective: ``"balanced"`` (every model pushed relative to the disruption
+            threshold and frozen past it) or ``"mean"`` (the plain mean distance);
+            ``None``: the preset's.
+        perceptual: under a PSNR floor, cap each pixel by the local texture (flat skin
+            at one 8-bit level, hair and edges up to ``eps``); ``None``: the preset's.
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
@@ -266,6 +299,9 @@ def protect(
             ``"auto"`` (a GPU when there is one).
         output: if given, write the protected image there (atomically; never over
             the input; an existing file only with ``overwrite``).
+        require_disruption: raise :class:`~disrupt.errors.NotDisrupted` (after writing
+            ``output``) when any target's output for any condition stays at or under
+            the threshold, so a pipeline can act on it.
         progress: ``progress(step, total)`` after each attack step.
 
     Returns:
@@ -285,10 +321,12 @@ def protect(
     if budget is None:
         budget = resolve_budget(strength or DEFAULT_STRENGTH, attack=attack, eps=eps,
                                 steps=steps, alpha=alpha, eot=eot,
-                                universal=universal is not None, psnr=psnr)
-    elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr)):
-        raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot "
-                           "and psnr: pass one or the other")
+                                universal=universal is not None, psnr=psnr,
+                                objective=objective, perceptual=perceptual)
+    elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr, objective,
+                                     perceptual)):
+        raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot, "
+                           "psnr, objective and perceptual: pass one or the other")
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
@@ -315,6 +353,8 @@ def protect(
         masked=mask_tensor is not None,
         universal=start_delta is not None,
         psnr_floor=budget.psnr,
+        objective=budget.objective,
+        perceptual=budget.perceptual and budget.psnr is not None,
     )
     measured = protected
     if output is not None:
@@ -329,5 +369,7 @@ def protect(
     if result.unchanged:
         log.warning("%s: the protected image equals the input: the budget is too small to "
                     "survive 8-bit rounding", source.path or "image")
+    if require_disruption:
+        check_disrupted(result)
     log.debug("protected %s in %.2fs", source.path, result.seconds)
     return result

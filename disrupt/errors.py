@@ -11,7 +11,8 @@ functions) stay plain ``ValueError``.
 
 from __future__ import annotations
 
-__all__ = ["DisruptError", "ImageError", "InputTypeError", "SettingError", "one_line", "printable"]
+__all__ = ["DisruptError", "ImageError", "InputTypeError", "NotDisrupted", "SettingError",
+           "one_line", "printable"]
 
 
 class DisruptError(Exception):
@@ -29,6 +30,19 @@ class ImageError(DisruptError):
 class SettingError(DisruptError, ValueError):
     """A setting that cannot be used (a budget too small to survive 8-bit rounding, an
     unknown device, a seed out of range, duplicated targets): ``"<setting>: <problem>"``."""
+
+
+class NotDisrupted(DisruptError):
+    """``require_disruption`` was asked and some outputs stayed under the threshold.
+
+    ``result`` is the :class:`~disrupt.api.ProtectResult` (its file, if one was asked
+    for, is written: a pipeline may keep it, retry stronger, or reject the upload);
+    ``undisrupted`` lists ``"<target>: <condition>"`` for each output below it."""
+
+    def __init__(self, message: str, result: object, undisrupted: list[str]) -> None:
+        super().__init__(message)
+        self.result = result
+        self.undisrupted = undisrupted
 
 
 class InputTypeError(DisruptError, TypeError):

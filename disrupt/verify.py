@@ -7,6 +7,13 @@ verdict per target with Ruiz et al.'s threshold (MSE > 0.05 between the outputs 
 the ``[-1, 1]`` scale). :meth:`VerifyResult.picture` draws the evidence: one row per
 (target, condition), columns original, protected, edit of original, edit of protected.
 
+It judges as :func:`disrupt.api.protect` measures: faces are looked for on the
+*protected* image (what a manipulator has), with protect's detector and rule
+(:func:`~disrupt.core.pipeline.plan_protection`), and every target runs through each
+face's canonical crop, the same box cut from both images
+(:func:`~disrupt.core.pipeline.evaluation_targets`: rows ``"<target>@face<i>"``), or
+on the whole photo when there is no face (rows named by the target).
+
 Images are float ``(1, 3, H, W)`` in ``[0, 1]`` throughout; nothing here prints.
 """
 
@@ -25,6 +32,9 @@ from PIL import Image
 from torch import Tensor
 
 from disrupt.api import TargetSpec, resolve_targets
+from disrupt.core.crops import CropTarget
+from disrupt.core.faces import Box
+from disrupt.core.pipeline import evaluation_targets, plan_protection
 from disrupt.core.seeding import move_to, resolve_device, seeded
 from disrupt.errors import DisruptError
 from disrupt.eval.evaluation import Disruption, measure_disruption, target_outputs
@@ -44,7 +54,8 @@ ASPECT_TOLERANCE = 0.05  # relative aspect-ratio difference that earns a "same s
 
 @dataclass(frozen=True)
 class TargetVerdict:
-    """The plain answer for one target.
+    """The plain answer for one target (with faces, one target on one face's crop:
+    ``target`` is then ``"<target>@face<i>"``).
 
     ``disrupted`` is true when **every** condition's output is disrupted
     (``ruiz_mse > threshold``); ``verdict`` says ``"disrupted"``,
@@ -82,7 +93,17 @@ class VerifyResult:
     ``original`` and ``protected`` are ``(1, 3, H, W)`` in ``[0, 1]`` at the original's
     size (the protected one resized when needed, see ``notes``). ``outputs[name]`` is
     ``(clean, protected)``, each ``(K, 1, 3, h, w)`` in ``[0, 1]``: the target's
-    edit of each image for each of its ``K`` conditions.
+    edit of each image for each of its ``K`` conditions; with faces, its edit of the
+    face's canonical crop.
+
+    The geometry follows :func:`disrupt.api.protect`: ``face_status`` is ``"used"``
+    (faces found on the protected image; ``outputs``, ``disruption`` and ``verdicts``
+    are keyed ``"<target>@face<i>"``), ``"none-found"``, ``"off"`` (``faces=False``) or
+    ``"small-image"`` (``faces=None`` on a photo under twice the targets' input size);
+    without faces the keys are the target names. ``faces`` are the detected boxes and
+    ``crops`` each face's canonical crop, ``(left, top, right, bottom)`` in the
+    original's pixels; ``regions[name]`` is the box row ``name`` was measured on (the
+    whole photo without faces).
     """
 
     original: Tensor
@@ -99,6 +120,10 @@ class VerifyResult:
     threshold: float = RUIZ_THRESHOLD
     notes: list[str] = field(default_factory=list)
     picture_path: Path | None = None
+    face_status: str = "off"
+    faces: list[tuple[int, int, int, int]] = field(default_factory=list)
+    crops: list[tuple[int, int, int, int]] = field(default_factory=list)
+    regions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -111,16 +136,21 @@ class VerifyResult:
         return len(self.disruption)
 
     def picture(self, cell: int = 128) -> Image.Image:
-        """The labelled grid: rows (target, condition); columns :data:`COLUMNS`."""
+        """The labelled grid: rows (target, condition); columns :data:`COLUMNS`.
+
+        With faces, a row's first two cells show the face crop the target was run on.
+        """
         images: list[list[Tensor | None]] = []
         labels: list[str] = []
         by_pair = {(d.target, d.condition): d for d in self.disruption}
         for name, (clean, adv) in self.outputs.items():
+            left, top, right, bottom = self.regions.get(name, (0, 0, *self.size))
+            shown = [img[0, :, top:bottom, left:right] for img in (self.original, self.protected)]
             for k, cond in enumerate(self.conditions[name]):
                 d = by_pair[(name, cond)]
                 mark = "DISRUPTED" if d.disrupted else "not disrupted"
                 labels.append(f"{name}\n{cond}\nRuiz MSE {d.ruiz_mse:.4f}\n{mark}")
-                images.append([self.original[0], self.protected[0], clean[k, 0], adv[k, 0]])
+                images.append([*shown, clean[k, 0], adv[k, 0]])
         title = f"threshold: Ruiz MSE > {self.threshold:g}"
         return compose_grid(images, row_labels=labels, col_labels=COLUMNS, cell=cell, title=title)
 
@@ -149,6 +179,9 @@ class VerifyResult:
             "size": list(self.size),
             "protected_size": list(self.protected_size),
             "resized": self.resized,
+            "face_status": self.face_status,
+            "faces": [list(b) for b in self.faces],
+            "crops": [list(b) for b in self.crops],
             "threshold": self.threshold,
             "metric": "ruiz_mse: MSE between G(protected) and G(original) on [-1,1]",
             "perceptibility": self.perceptibility,
@@ -191,6 +224,7 @@ def verify(
     targets: Sequence[TargetSpec] | None = None,
     weights: Mapping[str, str | Path] | None = None,
     threshold: float = RUIZ_THRESHOLD,
+    faces: bool | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> VerifyResult:
@@ -203,12 +237,18 @@ def verify(
         targets: names or targets; ``None`` for the bundled set.
         weights: checkpoint per target name, where a target needs one.
         threshold: Ruiz et al.'s success threshold on the ``[-1, 1]`` output MSE.
+        faces: as :func:`disrupt.api.protect`'s: ``True`` look for faces, ``False``
+            measure on the whole photo, ``None`` (default) look when the photo is at
+            least twice the targets' input size. Faces are looked for on the
+            protected image (after any resize to the original's size); each face's
+            canonical crop box is then cut from both images, as protect measures.
         seed: seeds stochastic generators identically for both images.
         device: where the targets run (``"auto"``: a GPU when there is one).
 
     Returns:
-        :class:`VerifyResult`; its verdicts are per target, its ``disruption`` rows per
-        (target, condition).
+        :class:`VerifyResult`; its verdicts are per target (per target and face, with
+        faces), its ``disruption`` rows per (target, condition), named as
+        :func:`disrupt.api.protect` names them.
 
     Raises:
         ImageError: an image cannot be read (the message names the file).
@@ -233,9 +273,16 @@ def verify(
     move_to(chosen, dev)
     x, x_prot = x.to(dev), x_prot.to(dev)
 
-    rows = measure_disruption(chosen, x, x_prot, threshold=threshold, seed=seed)[0]
-    outputs = {t.name: _outputs(t, x, x_prot, seed) for t in chosen}
-    verdicts = [_verdict(t.name, [r for r in rows if r.target == t.name]) for t in chosen]
+    # As protect measures (disrupt.api.protect), but with the faces a manipulator finds
+    # on the protected image: the same canonical boxes are cut from both images.
+    plan = plan_protection(x_prot, chosen, faces=faces)
+    measured = evaluation_targets(chosen, plan)
+    rows = measure_disruption(measured, x, x_prot, threshold=threshold, seed=seed)[0]
+    outputs = {t.name: _outputs(t, x, x_prot, seed) for t in measured}
+    verdicts = [_verdict(t.name, [r for r in rows if r.target == t.name]) for t in measured]
+    whole = Box(0, 0, int(x.shape[-1]), int(x.shape[-2]))
+    regions = {t.name: (t.box if isinstance(t, CropTarget) else whole).as_tuple()
+               for t in measured}
     return VerifyResult(
         original=x.cpu(),
         protected=x_prot.cpu(),
@@ -247,9 +294,13 @@ def verify(
         disruption=rows,
         verdicts=verdicts,
         outputs=outputs,
-        conditions={t.name: [c.name for c in t.conditions] for t in chosen},
+        conditions={t.name: [c.name for c in t.conditions] for t in measured},
         threshold=threshold,
         notes=notes,
+        face_status=plan.face_status,
+        faces=[b.as_tuple() for b in plan.faces],
+        crops=[b.as_tuple() for b in plan.canonical],
+        regions=regions,
     )
 
 

@@ -434,3 +434,28 @@ def test_a_damaged_evaluator_is_named_not_called_absent(tmp_path: Path,
     judges, notes = load_judges(["stargan.celeba64"])
     assert "stargan.celeba64" not in judges
     assert any("installed but failed to load" in n and "sha256" in n for n in notes), notes
+
+
+# --------------------------------------------------------------- pipelines (issue 9, item 8)
+
+
+def test_require_disruption_fails_loudly_and_keeps_the_file(tmp_path: Path,
+                                                            constant_target: str) -> None:
+    from disrupt.errors import NotDisrupted
+
+    photo = _photo(tmp_path / "p.png")
+    out = tmp_path / "p.protected.png"
+    with pytest.raises(NotDisrupted) as info:
+        protect(photo, targets=[constant_target], steps=1, output=out, require_disruption=True)
+    assert info.value.undisrupted and all(u.startswith(constant_target)
+                                           for u in info.value.undisrupted)
+    assert out.exists() and str(out) in str(info.value)
+    res = runner.invoke(app, ["protect", str(photo), "-t", constant_target, "--steps", "1",
+                              "--require-disruption", "-o", str(tmp_path / "cli.png")])
+    assert res.exit_code == 1
+    assert "not disrupted past Ruiz MSE 0.05" in _one_line_error(res.output)
+    assert (tmp_path / "cli.png").exists()
+    # Without the option the same run succeeds.
+    res = runner.invoke(app, ["protect", str(photo), "-t", constant_target, "--steps", "1",
+                              "-o", str(tmp_path / "ok.png")])
+    assert res.exit_code == 0, res.output

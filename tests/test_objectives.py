@@ -158,3 +158,69 @@ def test_objectives_validate_inputs(cond_target: GeneratorTarget, images: Tensor
         AwayFromClean(cond_target, images, [Condition("a", torch.ones(3)), Condition("b")])
     with pytest.raises(ValueError, match="shape"):
         AwayFromClean(cond_target, images)(images[:1])
+
+
+# --------------------------------------------------------------- balancing models (issue 9)
+
+
+class _HighPass(torch.nn.Module):
+    """Very sensitive to fine texture: tanh(20 * (x - local mean))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(20 * (x - torch.nn.functional.avg_pool2d(x, 3, 1, 1,
+                                                                   count_include_pad=False)))
+
+
+class _LowPass(torch.nn.Module):
+    """Barely sensitive, and only to smooth changes: 0.3 * a 7x7 local mean."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 0.3 * torch.nn.functional.avg_pool2d(x, 7, 1, 3, count_include_pad=False)
+
+
+def _two_sensitivities() -> list[GeneratorTarget]:
+    return [GeneratorTarget(name, net, value_range=(-1, 1), input_size=(24, 24))
+            for name, net in (("strong", _HighPass()), ("weak", _LowPass()))]
+
+
+def _ruiz_after(objective_cls: type[AwayFromClean], targets: list[GeneratorTarget],
+                x: Tensor) -> dict[str, float]:
+    from attacks import create_attack
+    from disrupt.core.objectives import Ensemble
+    from disrupt.eval.evaluation import measure_disruption
+
+    objective = Ensemble([objective_cls(t, x) for t in targets])
+    attack = create_attack("pgd", eps=8 / 255, steps=30)
+    x_adv = attack(x, objective, generator=torch.Generator().manual_seed(0))
+    return {d.target: d.ruiz_mse for d in measure_disruption(targets, x, x_adv)[0]}
+
+
+def test_balanced_objective_lifts_the_weakest_model() -> None:
+    from disrupt.core.objectives import RUIZ_THRESHOLD, BalancedAway
+
+    targets = _two_sensitivities()
+    x = 0.2 + 0.6 * torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    plain = _ruiz_after(AwayFromClean, targets, x)
+    balanced = _ruiz_after(BalancedAway, targets, x)
+    # The plain mean spends the budget on the sensitive model's fine texture, which the
+    # smooth model does not see; the balanced one freezes the first past the
+    # threshold and moves the effort to the second.
+    assert plain["strong"] > RUIZ_THRESHOLD and balanced["strong"] > RUIZ_THRESHOLD
+    assert balanced["weak"] > 3 * plain["weak"], (plain, balanced)
+
+
+def test_balanced_score_is_zero_at_x_frozen_past_the_margin(cond_target: GeneratorTarget,
+                                                            images: Tensor) -> None:
+    import math
+
+    from disrupt.core.objectives import BalancedAway
+
+    objective = BalancedAway(cond_target, images, margin=0.25, floor=0.01)
+    assert torch.allclose(objective(images), torch.zeros(2), atol=1e-6)
+    far = (1 - images).clamp(0, 1)  # a huge change: every output past the threshold
+    ceiling = math.log((0.01 + 1.25) / 0.01)
+    ratios = objective.ratios(far)
+    assert bool((ratios > 1.25).all())
+    assert torch.allclose(objective(far), torch.full((2,), ceiling), atol=1e-5)
+    with pytest.raises(ValueError, match="loss='mse'"):
+        BalancedAway(cond_target, images, loss="l1")

@@ -233,3 +233,41 @@ def test_run_attack_starts_from_start_projected_into_the_ball() -> None:
     assert torch.allclose(atk(x, objective, start=start), x + 8 / 255)
     with pytest.raises(ValueError, match="start"):
         run_attack(x, objective, eps=8 / 255, alpha=1 / 255, steps=1, start=x[..., :2])
+
+
+# --------------------------------------------------------------- perceptual caps (issue 9)
+
+
+def test_texture_caps_keep_changes_off_flat_regions() -> None:
+    from disrupt.core.masking import texture_caps
+
+    g = torch.Generator().manual_seed(0)
+    flat = torch.full((1, 3, 32, 32), 0.6)
+    textured = (0.5 + 0.2 * torch.randn(1, 3, 32, 32, generator=g)).clamp(0, 1)
+    photo = torch.cat([flat, textured], dim=-1)  # left half flat, right half textured
+    caps = texture_caps(photo, 16 / 255)
+    assert caps.shape == (1, 1, 32, 64)
+    assert float(caps[..., 4:-4, 4:28].max()) == pytest.approx(1 / 255)  # away from the seam
+    assert float(caps[..., 4:-4, 36:60].min()) == pytest.approx(16 / 255)
+
+
+def test_perceptual_budget_puts_the_energy_in_texture(tmp_path: Path) -> None:
+    from disrupt.imaging import reload_saved
+
+    g = torch.Generator().manual_seed(1)
+    flat = torch.full((1, 3, 48, 24), 0.55)
+    textured = (0.5 + 0.15 * torch.randn(1, 3, 48, 24, generator=g)).clamp(0, 1)
+    photo = ((torch.cat([flat, textured], dim=-1) * 255).round() / 255)
+    energy = {}
+    for perceptual in (False, True):
+        out = tmp_path / f"p{perceptual}.png"
+        r = protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=5,
+                    perceptual=perceptual, output=out, seed=0)
+        delta = (reload_saved(out) - photo).abs()
+        energy[perceptual] = (float(delta[..., :24].square().sum()),
+                              float(delta[..., 24:].square().sum()))
+        assert float(delta[..., :, :22].max()) <= (1 / 255 if perceptual else 16 / 255) + 1e-6
+        assert r.perceptibility["psnr"] >= 33 - 1e-3 and r.to_dict()["attack"]["perceptual"] \
+            == perceptual
+    flat_share = {p: e[0] / (e[0] + e[1]) for p, e in energy.items()}
+    assert flat_share[True] < 0.25 * flat_share[False], flat_share

@@ -59,6 +59,16 @@ def protect(
         float | None, typer.Option(help="PSNR floor in dB over the protected pixels (L2 budget); "
                                    "0: none, plain L-inf at --eps; default: preset's.")
     ] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="balanced (every model pushed toward the disruption "
+                                 "threshold, frozen past it) or mean (plain mean distance); "
+                                 "default: the preset's.")
+    ] = None,
+    perceptual: Annotated[
+        bool | None, typer.Option("--perceptual/--no-perceptual", help="Cap each pixel by "
+                                  "the local texture (flat skin at 1/255; PSNR-floor budgets "
+                                  "only); default: the preset's.")
+    ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
     ] = None,
@@ -91,6 +101,9 @@ def protect(
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
                                         "cuda:N or mps.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    require_disruption: Annotated[bool, typer.Option(
+        "--require-disruption", help="Exit 1 when any model's output for any condition stays "
+        "under the disruption threshold (the protected copy is still written).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -122,17 +135,17 @@ def protect(
         raise typer.Exit(EXIT_USAGE) from None
 
     from attacks import UnknownAttackError
+    from disrupt.api import check_disrupted, resolve_targets
     from disrupt.api import protect as protect_api
-    from disrupt.api import resolve_targets
     from disrupt.core.budget import resolve_budget
     from disrupt.core.universal import load_universal
-    from disrupt.errors import DisruptError, SettingError
+    from disrupt.errors import DisruptError, NotDisrupted, SettingError
     from targets import CheckpointError, UnknownTargetError
 
     try:
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
                                 alpha=alpha_value, eot=eot, universal=start_from is not None,
-                                psnr=psnr)
+                                psnr=psnr, objective=objective, perceptual=perceptual)
         if start_from is not None:
             load_universal(start_from)  # a bad file fails now, not after the models load
     except UnknownAttackError as exc:
@@ -190,6 +203,12 @@ def protect(
         results.append(summary)
         if not as_json:
             typer.echo(_render_summary(summary))
+        if require_disruption:
+            try:
+                check_disrupted(result)
+            except NotDisrupted as exc:
+                _err(str(exc))
+                failures += 1
     if as_json:
         _echo_json(results if len(inputs) > 1 else (results[0] if results else []))
     if failures:
@@ -284,7 +303,9 @@ def _render_summary(s: dict[str, Any]) -> str:
         f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
         f"  budget: {_render_budget(s['attack'])}, seed {s['seed']}"
         + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
-           if "strength" in s else ""),
+           if "strength" in s else "")
+        + f", objective {s['attack'].get('objective', 'mean')}"
+        + (", perceptual caps" if s['attack'].get("perceptual") else ""),
         _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",

@@ -1,4 +1,7 @@
 """``disrupt verify``: both images through every target, a verdict each, a picture.
+
+Targets run as ``disrupt protect`` measures them: through the face crops a manipulator
+would cut (faces looked for on the protected image), or on the whole photo.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ def verify(
         Path | None,
         typer.Option("--output", "-o", help="Picture (PNG); default: PROTECTED.verify.png."),
     ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="Run the models on the crops around faces "
+                     "found on PROTECTED, as `disrupt protect` measures; default: when the "
+                     "photo is over twice the models' input size."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for stochastic generators.")] = 0,
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
                                         "cuda:N or mps.")] = "auto",
@@ -74,7 +83,7 @@ def verify(
 
     try:
         result = verify_images(original, protected, targets=targets or None, weights=weight_map,
-                               seed=seed, device=dev)
+                               faces=faces, seed=seed, device=dev)
         result.save_picture(picture, cell=cell, overwrite=overwrite)
     except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
         raise _fail(exc) from None
@@ -90,6 +99,7 @@ def _render_verify(s: dict[str, Any]) -> str:
     p = s["perceptibility"]
     lines = [
         f"{s['original']} vs {s['protected']}  ({s['size'][0]}x{s['size'][1]})",
+        _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",
         f"  verdict (disrupted when Ruiz MSE on [-1,1] > {s['threshold']:g}):",
@@ -103,3 +113,19 @@ def _render_verify(s: dict[str, Any]) -> str:
                          f"output PSNR {r['psnr']:.1f} dB")
     lines.append(f"  picture: {s['picture']}")
     return "\n".join(lines)
+
+
+def _render_region(s: dict[str, Any]) -> str:
+    """Where the models ran: the verify counterpart of protect's ``region:`` line."""
+    status = s.get("face_status", "off")
+    crops = s.get("crops", [])
+    n = len(crops)
+    boxes = ", ".join("({},{})-({},{})".format(*b) for b in crops)
+    where = {
+        "used": f"{n} face{'s' if n != 1 else ''} found on the protected image; models run "
+                f"on {'their' if n != 1 else 'its'} crop{'s' if n != 1 else ''} {boxes}",
+        "none-found": "no face found on the protected image; whole photo",
+        "off": "whole photo (--no-faces)",
+        "small-image": "whole photo (small image: no face search)",
+    }.get(status, status)
+    return f"  region: {where}"

@@ -71,6 +71,8 @@ Strength = Literal["low", "mid", "high"]
 DEFAULT_STRENGTH: Strength = "mid"
 #: Refinement steps after starting from a universal perturbation (unless ``steps`` is given).
 UNIVERSAL_REFINE_STEPS = 5
+#: What the attack maximises (:attr:`Budget.objective`).
+OBJECTIVES: tuple[str, ...] = ("balanced", "mean")
 #: Smallest largest-change: one 8-bit level (anything smaller rounds away on saving).
 MIN_EPS = 1 / 255
 #: Highest PSNR floor: a one-level change on every pixel, 20 log10(255) = 48.1 dB.
@@ -90,6 +92,8 @@ class StrengthPreset:
     eot_samples: int
     summary: str
     psnr: float | None = None
+    objective: str = "mean"
+    perceptual: bool = False
 
 
 STRENGTHS: dict[str, StrengthPreset] = {
@@ -118,6 +122,13 @@ class Budget:
     strength: str
     psnr: float | None = None
     universal: bool = False
+    #: ``"balanced"`` (:class:`~disrupt.core.objectives.BalancedAway`: every model
+    #: relative to the threshold, frozen past it) or ``"mean"`` (the plain mean
+    #: distance of Ruiz et al.).
+    objective: str = "mean"
+    #: Per-pixel caps that follow the texture (:func:`~disrupt.core.masking.texture_caps`):
+    #: flat skin changes by at most one level, hair and edges up to the cap.
+    perceptual: bool = False
 
     def attack_for(self, values: int) -> Attack:
         """The attack to run on ``values`` changeable values (3 x protected pixels):
@@ -178,6 +189,8 @@ def resolve_budget(
     eot: bool | None = None,
     universal: bool = False,
     psnr: float | None = None,
+    objective: str | None = None,
+    perceptual: bool | None = None,
 ) -> Budget:
     """Merge a strength preset with explicit overrides.
 
@@ -196,6 +209,10 @@ def resolve_budget(
             :data:`UNIVERSAL_REFINE_STEPS` and the step to a quarter of the budget.
         psnr: the PSNR floor in dB over the protected pixels; ``None``: the preset's;
             ``0``: none (plain L-inf at ``eps``).
+        objective: ``"balanced"`` or ``"mean"`` (see :attr:`Budget.objective`);
+            ``None``: the preset's.
+        perceptual: per-pixel caps that follow the texture (PSNR-floor budgets only;
+            see :attr:`Budget.perceptual`); ``None``: the preset's.
 
     Raises:
         SettingError: unknown strength, a bad attack setting, an ``eps`` under one
@@ -204,7 +221,8 @@ def resolve_budget(
         attacks.UnknownAttackError: unknown attack name.
     """
     try:
-        return _resolve_budget(strength, attack, eps, steps, alpha, eot, universal, psnr)
+        return _resolve_budget(strength, attack, eps, steps, alpha, eot, universal, psnr,
+                               objective, perceptual)
     except SettingError:
         raise
     except ValueError as exc:  # from the attack factories, which cannot import disrupt
@@ -213,10 +231,15 @@ def resolve_budget(
 
 def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | None,
                     steps: int | None, alpha: float | None, eot: bool | None, universal: bool,
-                    psnr: float | None) -> Budget:
+                    psnr: float | None, objective: str | None,
+                    perceptual: bool | None) -> Budget:
     if strength not in STRENGTHS:
         raise SettingError(f"strength must be one of {', '.join(STRENGTHS)}, got {strength!r}")
     preset = STRENGTHS[strength]
+    goal = preset.objective if objective is None else objective
+    if goal not in OBJECTIVES:
+        raise SettingError(f"objective must be {' or '.join(OBJECTIVES)}, got {objective!r}")
+    shaped = preset.perceptual if perceptual is None else bool(perceptual)
     use_eot = preset.eot if eot is None else bool(eot)
     if psnr is not None and not (isinstance(psnr, (int, float)) and math.isfinite(psnr)
                                  and 0 <= psnr <= MAX_PSNR_FLOOR):
@@ -233,7 +256,8 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
         floor = psnr or None
         if floor is not None and attack.norm != "linf":
             raise SettingError("a PSNR floor needs an L-inf attack (its eps becomes the cap)")
-        return Budget(attack, use_eot, preset.eot_samples, strength, floor, universal)
+        return Budget(attack, use_eot, preset.eot_samples, strength, floor, universal, goal,
+                      shaped)
     floor = preset.psnr if psnr is None else (psnr or None)
     if floor is not None and alpha is not None:
         raise SettingError("alpha applies to L-inf budgets only; pass psnr=0 (--psnr 0) to set it")
@@ -254,5 +278,5 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
             raise SettingError(f"attack {name!r} takes no 'alpha' option (got {alpha!r})")
         a = None
     return Budget(create_attack(name, eps=float(budget), steps=n_opt, alpha=a), use_eot,
-                  preset.eot_samples, strength, floor, universal)
+                  preset.eot_samples, strength, floor, universal, goal, shaped)
 

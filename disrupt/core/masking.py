@@ -25,7 +25,12 @@ from attacks import Objective
 from disrupt.errors import ImageError
 from disrupt.imaging import ImageInput, load_image
 
-__all__ = ["MaskedObjective", "apply_mask", "load_mask"]
+__all__ = ["MaskedObjective", "apply_mask", "load_mask", "texture_caps"]
+
+#: Local luminance standard deviation (on ``[0, 1]``) at which a pixel gets the full cap.
+TEXTURE_FULL = 0.04
+#: The smallest per-pixel cap: one 8-bit level, so flat skin changes by at most that.
+CAP_FLOOR = 1 / 255
 
 
 def load_mask(mask: ImageInput, size: tuple[int, int], *, name: str | None = None) -> Tensor:
@@ -119,3 +124,31 @@ class MaskedObjective:
 
     def __call__(self, x_adv: Tensor) -> Tensor:
         return self.objective(self.x + self.mask * (x_adv - self.x))
+
+
+def texture_caps(x: Tensor, cap: float, *, window: int = 5, full: float = TEXTURE_FULL,
+                 floor: float = CAP_FLOOR) -> Tensor:
+    """Per-pixel change caps that follow the image's texture (a just-noticeable-difference
+    mask): the eye sees a change on flat skin or sky far sooner than in hair, on edges
+    or in fabric, so flat pixels get ``floor`` and textured ones up to ``cap``.
+
+    The texture measure is the local standard deviation of luminance (Rec. 601) over a
+    ``window x window`` neighbourhood; a pixel whose neighbourhood varies by ``full``
+    (about 10/255) or more gets the whole ``cap``, flatter ones proportionally less,
+    never under ``floor`` (one 8-bit level) nor over ``cap``.
+
+    Shape:
+        ``x``: ``(1, 3, H, W)`` in ``[0, 1]``. Returns ``(1, 1, H, W)`` caps in
+        ``[min(floor, cap), cap]`` on the ``[0, 1]`` scale.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be (B, 3, H, W), got {tuple(x.shape)}")
+    if not 0 < cap <= 1 or window < 1 or window % 2 == 0 or full <= 0:
+        raise ValueError(f"bad texture_caps settings: cap={cap}, window={window}, full={full}")
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    luma = (x.detach() * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    pool = torch.nn.AvgPool2d(window, stride=1, padding=window // 2, count_include_pad=False)
+    mean = pool(luma)
+    std = (pool(luma.square()) - mean.square()).clamp_min(0).sqrt()
+    share = (std / full).clamp(0.0, 1.0)
+    return (cap * share).clamp(min=min(floor, cap), max=cap)

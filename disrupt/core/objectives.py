@@ -9,6 +9,9 @@ al.'s "L2 error" on ``[-1, 1]`` is four times the MSE here).
 - :class:`AwayFromClean` (and its named twin :class:`JointConditions`): push ``G(x_adv, c)`` away
   from ``G(x, c)`` for all conditions at once (Ruiz et al. 2020, and their joint
   class-transferable attack).
+- :class:`BalancedAway`: the same distances, each measured against Ruiz et al.'s
+  disruption threshold on a log scale and frozen once past it, so that every
+  target and condition gets effort (the default of the strength presets).
 - :class:`IterativeConditions`: the same, one condition per call, cycling
   (their iterative class-transferable attack).
 - :class:`TowardOutput`: targeted, pull ``G(x_adv, c)`` toward a chosen image.
@@ -29,6 +32,9 @@ from targets.base import Condition, Target
 
 Loss = Literal["mse", "l1"]
 TIE_BREAK = 1e-4  # see AwayFromClean: moves attacks off the zero gradient at x_adv = x
+#: Ruiz et al.'s success threshold: MSE > 0.05 between outputs on the [-1, 1] scale
+#: (:data:`disrupt.eval.metrics.RUIZ_THRESHOLD` is this constant).
+RUIZ_THRESHOLD = 0.05
 
 
 def _check_batch(x: Tensor, name: str = "x") -> None:
@@ -153,6 +159,73 @@ class AwayFromClean(OverConditions):
     def __call__(self, x_adv: Tensor) -> Tensor:
         distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
         return distance.mean(dim=0)
+
+
+class BalancedAway(AwayFromClean):
+    """:class:`AwayFromClean` that spreads the effort over targets and conditions.
+
+    A plain mean of distances lets the most sensitive generator take the whole budget:
+    against the bundled models the mean rose by disrupting StarGAN further while
+    AttGAN and the face swap stayed untouched. Here each (condition, image) distance
+    ``d`` is measured relative to the disruption threshold ``t`` (Ruiz et al.'s 0.05
+    on ``[-1, 1]``, so ``t = 0.05 / 4`` on the ``[0, 1]`` scale used here) and scored
+    on a log scale, frozen past the threshold with a margin::
+
+        r = clamp(d / t, 0, 1 + margin)
+        score = mean over conditions of log(floor + r) - log(floor)
+
+    The log makes every output count by its *relative* progress, so a generator that
+    moves a hundred times less still gets its share (the gradient of ``log r`` is
+    ``grad r / r``); the clamp freezes an output once it is disrupted with margin, so
+    the remaining budget goes to the outputs still below. ``floor`` keeps the score
+    finite at ``x`` (where ``d = 0``). An :class:`Ensemble` of these (one per target)
+    balances the targets the same way. Same arguments as :class:`AwayFromClean`, plus:
+
+    Args:
+        threshold: the disruption threshold on the ``[-1, 1]`` scale (Ruiz MSE).
+        margin: how far past the threshold an output is still pushed (0.25: to 1.25x).
+        floor: the log's offset, as a fraction of the threshold.
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``0`` at ``x``, at most
+        ``log((floor + 1 + margin) / floor)``.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        x: Tensor,
+        conditions: Sequence[Condition] | None = None,
+        loss: Loss = "mse",
+        tie_break: float = TIE_BREAK,
+        *,
+        threshold: float = RUIZ_THRESHOLD,
+        margin: float = 0.25,
+        floor: float = 0.01,
+    ) -> None:
+        if not (math.isfinite(threshold) and threshold > 0):
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if not (math.isfinite(margin) and margin >= 0):
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if not (math.isfinite(floor) and floor > 0):
+            raise ValueError(f"floor must be > 0, got {floor}")
+        if loss != "mse":
+            raise ValueError("BalancedAway measures against the Ruiz MSE threshold: loss='mse'")
+        super().__init__(target, x, conditions, loss, tie_break)
+        self.threshold = threshold / 4  # Ruiz MSE is 4x the [0, 1]-scale MSE measured here
+        self.margin = margin
+        self.floor = floor
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
+        ratio = (distance / self.threshold).clamp(0.0, 1.0 + self.margin)
+        return (torch.log(self.floor + ratio) - math.log(self.floor)).mean(dim=0)
+
+    def ratios(self, x_adv: Tensor) -> Tensor:
+        """``(K, B)`` distances over the threshold, unclamped (1: at the threshold)."""
+        with torch.no_grad():
+            d = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
+        return d / self.threshold
 
 
 class JointConditions(AwayFromClean):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -50,8 +50,8 @@ from disrupt.core.faces import (
     detect_faces,
     union_mask,
 )
-from disrupt.core.masking import MaskedObjective, apply_mask
-from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.core.masking import MaskedObjective, apply_mask, texture_caps
+from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
 from disrupt.core.seeding import seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform
 from disrupt.core.universal import place_universal
@@ -183,15 +183,18 @@ def plan_protection(
 
 def _objective_for(
     target: Target, x_region: Tensor, boxes: Sequence[Box],
-    wrap: Callable[[Objective], Objective] | None = None,
+    wrap: Callable[[Objective], Objective] | None = None, balanced: bool = False,
 ) -> Objective:
-    """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's."""
+    """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's.
+    ``balanced``: :class:`~disrupt.core.objectives.BalancedAway` instead of the plain
+    mean distance."""
+    away = BalancedAway if balanced else AwayFromClean
     size = target.input_size
     if size is None and len(boxes) > 1:
         size = (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
 
     def make(clean_crops: Tensor) -> Objective:
-        inner: Objective = AwayFromClean(target, clean_crops)
+        inner: Objective = away(target, clean_crops)
         return wrap(inner) if wrap is not None else inner
 
     return CropsObjective(make, x_region, boxes, size,
@@ -211,6 +214,7 @@ def run_protection(
     generator: torch.Generator | None = None,
     eot_generator: torch.Generator | None = None,
     callback: Callable[[int, Tensor], None] | None = None,
+    balanced: bool = False,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -221,6 +225,9 @@ def run_protection(
             canonical crop (the whole photo without faces) and masked.
         generator: seeds the attack's random start.
         eot_generator: seeds the EOT draws.
+        balanced: score each target with :class:`~disrupt.core.objectives.BalancedAway`
+            (every model and condition relative to the threshold, frozen past it)
+            instead of the plain mean distance.
     """
     r = plan.region
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
@@ -233,7 +240,7 @@ def run_protection(
     placement = plan.eot_placement(eot)
     on_photo = placement == "photo"
     on_crops = with_eot if placement == "crops" else None
-    objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops)
+    objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops, balanced)
                                      for t in targets])
     if on_photo:  # one draw per step for all targets: they all see the same posted photo
         objective = with_eot(objective)
@@ -272,6 +279,13 @@ def perturb(
     generators, which is restored afterwards.
     """
     attack = budget.attack_for(3 * plan.protected_pixels)
+    # Under a PSNR floor, perceptual caps follow the photo's texture (the attack that
+    # runs gets a cap per pixel; the one reported keeps the largest cap).
+    running = attack
+    if budget.perceptual and attack.norm == "l2" and isinstance(attack.linf_cap, float):
+        r = plan.region
+        x_region = x[..., r.top : r.bottom, r.left : r.right]
+        running = replace(attack, linf_cap=texture_caps(x_region, attack.linf_cap))
     with seeded(seed, x.device):  # stochastic generators (pix2pix dropout) draw from it
 
         def on_step(step: int, _scores: Tensor) -> None:
@@ -279,13 +293,14 @@ def perturb(
                 progress(step + 1, attack.steps)
 
         x_adv = run_protection(
-            x, targets, attack, plan, eot=budget.eot, eot_samples=budget.eot_samples,
+            x, targets, running, plan, eot=budget.eot, eot_samples=budget.eot_samples,
             transforms=transforms, universal=universal,
             generator=torch.Generator(device=x.device).manual_seed(seed),
             eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
+            balanced=budget.objective == "balanced",
         )
-    protected = quantize_within(x_adv, x, attack.eps, norm=attack.norm,
-                                linf_cap=attack.linf_cap, region=plan.region)
+    protected = quantize_within(x_adv, x, running.eps, norm=running.norm,
+                                linf_cap=running.linf_cap, region=plan.region)
     return protected, attack
 
 
@@ -308,7 +323,7 @@ _QUANTIZE_BAND_PIXELS = 1 << 20
 
 def quantize_within(
     x_adv: Tensor, x: Tensor, eps: float, norm: Norm = "linf", *,
-    linf_cap: float | None = None, region: Box | None = None,
+    linf_cap: float | Tensor | None = None, region: Box | None = None,
 ) -> Tensor:
     """:func:`attacks.quantize_to_uint8_within` for a photo: 8-bit levels within budget.
 
@@ -320,7 +335,9 @@ def quantize_within(
     own change has of the total, ``eps_b = eps * ||delta_b|| / ||delta||``, so the
     bands' squares add up to at most ``eps**2`` and each band's change already fits
     its share before rounding. Pixels outside ``region``, and bands the attack left
-    unchanged, equal ``x`` up to rounding (exactly, for an 8-bit source).
+    unchanged, equal ``x`` up to rounding (exactly, for an 8-bit source). A tensor
+    ``linf_cap`` is a cap per pixel of ``region`` (``(1, 1, h, w)``, each at least half
+    a level), as :func:`~disrupt.core.masking.texture_caps` makes.
     """
     if norm == "linf":
         return _quantize_linf(x_adv, x, eps)
@@ -328,10 +345,13 @@ def quantize_within(
         return torch.cat([quantize_within(x_adv[i : i + 1], x[i : i + 1], eps, norm,
                                           linf_cap=linf_cap, region=region)
                           for i in range(x_adv.shape[0])])
-    out = _quantize_linf(x_adv, x, linf_cap if linf_cap is not None else 1.0)
+    largest = float(linf_cap.max()) if isinstance(linf_cap, Tensor) else linf_cap
+    out = _quantize_linf(x_adv, x, largest if largest is not None else 1.0)
     r = region if region is not None else Box(0, 0, x.shape[-1], x.shape[-2])
     rows_r, cols_r = slice(r.top, r.bottom), slice(r.left, r.right)
     x_r, adv_r = x[..., rows_r, cols_r], x_adv[..., rows_r, cols_r]
+    if isinstance(linf_cap, Tensor):
+        out[..., rows_r, cols_r] = _quantize_linf(adv_r, x_r, linf_cap)
     bands = _row_bands(r.height, r.width)
     norms = [float((adv_r[..., b, :] - x_r[..., b, :]).double().square().sum()) for b in bands]
     total = math.sqrt(sum(norms))
@@ -341,7 +361,8 @@ def quantize_within(
         share = eps * math.sqrt(sq) / max(total, eps)
         q = quantize_to_uint8_within(adv_r[..., band, :], x_r[..., band, :], share, norm="l2")
         if linf_cap is not None:  # moves levels toward x only: stays inside the share
-            q = quantize_to_uint8_within(q, x_r[..., band, :], linf_cap, norm="linf")
+            cap = linf_cap[..., band, :] if isinstance(linf_cap, Tensor) else linf_cap
+            q = quantize_to_uint8_within(q, x_r[..., band, :], cap, norm="linf")
         top = r.top + band.start
         out[..., top : top + q.shape[-2], r.left : r.right] = q
     return out
@@ -353,12 +374,13 @@ def _row_bands(height: int, width: int) -> list[slice]:
     return [slice(top, min(height, top + rows)) for top in range(0, height, rows)]
 
 
-def _quantize_linf(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
+def _quantize_linf(x_adv: Tensor, x: Tensor, eps: float | Tensor) -> Tensor:
     bands = _row_bands(*x.shape[-2:])
     if len(bands) == 1:
         return quantize_to_uint8_within(x_adv, x, eps, norm="linf")
     out = torch.empty_like(x_adv)
     for band in bands:
-        out[..., band, :] = quantize_to_uint8_within(x_adv[..., band, :], x[..., band, :], eps,
+        cap = eps[..., band, :] if isinstance(eps, Tensor) else eps
+        out[..., band, :] = quantize_to_uint8_within(x_adv[..., band, :], x[..., band, :], cap,
                                                      norm="linf")
     return out

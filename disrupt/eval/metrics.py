@@ -31,6 +31,7 @@ __all__ = [
     "psnr",
     "ruiz_mse",
     "ssim",
+    "ssim_map",
 ]
 
 #: Success threshold of Ruiz et al. on :func:`ruiz_mse` (outputs on ``[-1,1]``).
@@ -124,11 +125,69 @@ def psnr(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
+def _ssim_window(window_size: int, h: int, w: int) -> int:
+    """The window :func:`ssim` uses on an ``h x w`` image: the largest odd one that fits."""
+    if window_size < 1 or window_size % 2 == 0:
+        raise ValueError(f"window_size must be a positive odd number, got {window_size}")
+    window = min(window_size, h, w)
+    if window % 2 == 0:
+        window -= 1
+    return window
+
+
+def _ssim_map_box(
+    a: Tensor, b: Tensor, window: int, top: int, bottom: int, left: int, right: int
+) -> Tensor:
+    """The whole-image SSIM map over rows ``top:bottom`` and columns ``left:right``.
+
+    Computed on that box plus ``window // 2`` rows and columns of real context on each
+    side (fewer at the image's edge, where kornia reflects exactly as it would for the
+    whole image), so it equals the crop of the whole-image map without computing it.
+    """
+    pad = window // 2
+    h, w = a.shape[-2:]
+    r0, r1 = max(0, top - pad), min(h, bottom + pad)
+    c0, c1 = max(0, left - pad), min(w, right + pad)
+    m = kornia.metrics.ssim(a[..., r0:r1, c0:c1], b[..., r0:r1, c0:c1], window, max_val=1.0)
+    return m[..., top - r0 : bottom - r0, left - c0 : right - c0]
+
+
+def ssim_map(
+    a: Tensor,
+    b: Tensor,
+    window_size: int = SSIM_WINDOW,
+    box: tuple[int, int, int, int] | None = None,
+) -> Tensor:
+    """The SSIM map that :func:`ssim` averages: one value per pixel and channel.
+
+    Same window as :func:`ssim` (Gaussian, sigma 1.5, shrunk to the largest odd size
+    that fits the whole image), so ``ssim_map(a, b).mean((1, 2, 3))`` is ``ssim(a, b)``.
+
+    Args:
+        a, b: ``(B,C,H,W)`` in ``[0,1]``.
+        window_size: odd window side, 11 by default.
+        box: ``(top, bottom, left, right)`` to get only ``map[..., top:bottom,
+            left:right]``, computed from that box and ``window // 2`` pixels of context
+            around it (equal to cropping the whole map, at a box's cost).
+
+    Returns:
+        ``(B,C,H,W)`` (or the box's size) values in ``[-1,1]``; 1 where identical.
+    """
+    _check_pair(a, b)
+    h, w = a.shape[-2:]
+    window = _ssim_window(window_size, h, w)
+    top, bottom, left, right = (0, h, 0, w) if box is None else box
+    if not (0 <= top < bottom <= h and 0 <= left < right <= w):
+        raise ValueError(f"box {box} is empty or outside the {h}x{w} image")
+    return _ssim_map_box(a, b, window, top, bottom, left, right)
+
+
 def ssim(a: Tensor, b: Tensor, window_size: int = SSIM_WINDOW) -> Tensor:
     """Structural similarity (Wang et al. 2004), averaged over pixels and channels.
 
     Uses ``kornia.metrics.ssim`` (Gaussian window, sigma 1.5, ``max_val=1``). When
     an image is smaller than the window, the largest odd window that fits is used.
+    :func:`ssim_map` gives the map this averages.
 
     Args:
         a, b: ``(B,C,H,W)`` in ``[0,1]``.
@@ -138,25 +197,18 @@ def ssim(a: Tensor, b: Tensor, window_size: int = SSIM_WINDOW) -> Tensor:
         ``(B,)`` values in ``[-1,1]``; 1 for identical images.
     """
     _check_pair(a, b)
-    if window_size < 1 or window_size % 2 == 0:
-        raise ValueError(f"window_size must be a positive odd number, got {window_size}")
-    window = min(window_size, a.shape[-2], a.shape[-1])
-    if window % 2 == 0:
-        window -= 1
     h, w = a.shape[-2:]
+    window = _ssim_window(window_size, h, w)
     rows = max(window, SSIM_BAND_PIXELS // max(1, w * a.shape[0] * a.shape[1]))
     if h <= rows:
         return _per_image_mean(kornia.metrics.ssim(a, b, window, max_val=1.0))
     # A large photo: the SSIM map in bands of rows, each computed with `window // 2`
     # extra rows of real context on either side (so equal to the whole-image map),
     # keeping a band's worth of kornia's ~10 full-size temporaries instead of a photo's.
-    pad = window // 2
     total = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
     for top in range(0, h, rows):
-        bottom = min(h, top + rows)
-        lo, hi = max(0, top - pad), min(h, bottom + pad)
-        band = kornia.metrics.ssim(a[..., lo:hi, :], b[..., lo:hi, :], window, max_val=1.0)
-        total += band[..., top - lo : bottom - lo, :].flatten(1).double().sum(dim=1)
+        band = _ssim_map_box(a, b, window, top, min(h, top + rows), 0, w)
+        total += band.flatten(1).double().sum(dim=1)
     return (total / (a.shape[1] * h * w)).to(a.dtype)
 
 
