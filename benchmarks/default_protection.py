@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,12 +27,26 @@ from PIL import Image
 
 from disrupt import protect
 from disrupt.api import default_targets
+from disrupt.core.crops import CropJitter, CropTarget
+from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
 from disrupt.imaging.pixels import center_box, from_pil
 from targets import load_target
 
 CHANNELS = ("none", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.5")
+HELD_OUT = "held-out crops"
+
+
+def wilson(hits: list[float], z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate from 0/1 outcomes."""
+    n = len(hits)
+    if n == 0:
+        return (0.0, 1.0)
+    p = sum(hits) / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def celeba_crop(path: Path) -> torch.Tensor:
@@ -69,28 +84,45 @@ def main() -> None:
                         help="what the attack maximises (default: the preset's)")
     parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction,
                         help="per-pixel caps that follow the texture (default: the preset's)")
+    parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction,
+                        help="attack through a distribution of crops (default: the preset's)")
+    parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
     args = parse_face_options(parser)
 
     names = default_targets()
     targets = [load_target(n) for n in names]
     channels = [parse_channel(c) for c in CHANNELS]
+    channel_names = [c.name for c in channels]
     hits: dict[tuple[str, str], list[float]] = defaultdict(list)  # (channel, target) -> 0/1
     mses: dict[tuple[str, str], list[float]] = defaultdict(list)
     percept: dict[str, list[float]] = defaultdict(list)
+    region: dict[str, list[float]] = defaultdict(list)
+    held_out = torch.Generator().manual_seed(99)
     seconds: list[float] = []
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
         result = protect(x, targets=targets, strength=args.strength, seed=args.seed,
-                         objective=args.objective, perceptual=args.perceptual)
+                         objective=args.objective, perceptual=args.perceptual,
+                         crop_jitter=args.crop_jitter, psnr=args.psnr)
         seconds.append(time.perf_counter() - start)
         for key, value in result.perceptibility.items():
             percept[key].append(value)
+        for key, value in result.region_perceptibility.items():
+            region[key].append(float(value))
         for channel in channels:
             rows = measure_disruption(targets, channel(x), channel(result.image), seed=args.seed)[0]
             for d in rows:
                 hits[(channel.name, d.target)].append(float(d.disrupted))
                 mses[(channel.name, d.target)].append(d.ruiz_mse)
+        # Crops a manipulator's own alignment might take, drawn with a seed the attack
+        # never used (scale +-10%, shift +-5%), each model on each.
+        whole = Box(0, 0, x.shape[-1], x.shape[-2])
+        draws = [CropJitter().draw(whole, (x.shape[-2], x.shape[-1]), held_out) for _ in range(3)]
+        views = [CropTarget(t, b, name=t.name) for b in draws for t in targets]
+        for d in measure_disruption(views, x, result.image, seed=args.seed)[0]:
+            hits[(HELD_OUT, d.target)].append(float(d.disrupted))
+            mses[(HELD_OUT, d.target)].append(d.ruiz_mse)
         print(f"{i:06d}: {seconds[-1]:.1f}s, PSNR {result.perceptibility['psnr']:.1f} dB, "
               f"{result.disrupted_fraction * 100:.0f}% disrupted", flush=True)
 
@@ -102,11 +134,15 @@ def main() -> None:
         "threads": args.threads, "targets": names,
         "seconds_per_image": float(np.mean(seconds)),
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},
+        "region_perceptibility": {k: float(np.mean(v)) for k, v in region.items()},
+        "crop_jitter": result.crop_jitter, "psnr_floor": result.psnr_floor,
         "threshold": "Ruiz MSE > 0.05 on [-1,1], per (image, condition)",
-        "disrupted_fraction": {c.name: {n: float(np.mean(hits[(c.name, n)])) for n in names}
-                               for c in channels},
-        "mean_ruiz_mse": {c.name: {n: float(np.mean(mses[(c.name, n)])) for n in names}
-                          for c in channels},
+        "disrupted_fraction": {c: {n: float(np.mean(hits[(c, n)])) for n in names}
+                               for c in [*channel_names, HELD_OUT]},
+        "mean_ruiz_mse": {c: {n: float(np.mean(mses[(c, n)])) for n in names}
+                          for c in [*channel_names, HELD_OUT]},
+        "disrupted_ci95": {c: {n: wilson(hits[(c, n)]) for n in names}
+                           for c in [*channel_names, HELD_OUT]},
     }
     print(f"\n{args.limit} faces, strength {args.strength}: "
           f"{summary['seconds_per_image']:.1f} s/image, "
@@ -114,10 +150,13 @@ def main() -> None:
           f"SSIM {summary['perceptibility']['ssim']:.3f}")
     print("| channel | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
-    for c in channels:
-        cells = [f"{summary['disrupted_fraction'][c.name][n] * 100:.0f}% "
-                 f"({summary['mean_ruiz_mse'][c.name][n]:.3f})" for n in names]
-        print(f"| {c.name} | " + " | ".join(cells) + " |")
+    for c in [*channel_names, HELD_OUT]:
+        cells = [f"{summary['disrupted_fraction'][c][n] * 100:.0f}% "
+                 f"({summary['mean_ruiz_mse'][c][n]:.3f})" for n in names]
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    r = summary["region_perceptibility"]
+    print(f"changed region: PSNR {r['psnr']:.1f} dB, SSIM {r['ssim']:.3f}, "
+          f"CIEDE2000 mean {r['ciede2000_mean']:.2f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))

@@ -20,12 +20,13 @@ from torch import Tensor
 from attacks import Attack
 from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
 from disrupt.core.masking import load_mask
-from disrupt.core.pipeline import evaluation_targets, perturb, plan_protection
+from disrupt.core.pipeline import changeable_mask, evaluation_targets, perturb, plan_protection
 from disrupt.core.seeding import check_seed, move_to, resolve_device
 from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError, NotDisrupted, SettingError
 from disrupt.eval.evaluation import Disruption, measure_disruption
 from disrupt.eval.metrics import RUIZ_THRESHOLD, perceptibility
+from disrupt.eval.perceptual import region_perceptibility
 from disrupt.imaging import (
     ImageInput,
     LoadedImage,
@@ -85,6 +86,14 @@ class ProtectResult:
     objective: str = "mean"
     #: Whether per-pixel caps followed the texture (see :func:`protect`).
     perceptual: bool = False
+    #: Whether the attack went through a distribution of crops.
+    crop_jitter: bool = False
+    #: Visibility over the pixels the attack could change (the union of the face crop
+    #: boxes, the masked-in pixels, or the whole photo): ``psnr``, ``ssim``,
+    #: ``linf_255``, ``ciede2000_mean``, ``ciede2000_p95``, ``changed_fraction``,
+    #: ``pixels`` (:func:`disrupt.eval.perceptual.region_perceptibility`), on the
+    #: saved image. The photo-wide :attr:`perceptibility` counts untouched background.
+    region_perceptibility: dict[str, float] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:
@@ -131,6 +140,7 @@ class ProtectResult:
                 "psnr_floor": self.psnr_floor,
                 "objective": self.objective,
                 "perceptual": self.perceptual,
+                "crop_jitter": self.crop_jitter,
             },
             "seed": self.seed,
             "strength": self.strength,
@@ -142,6 +152,7 @@ class ProtectResult:
             "universal": self.universal,
             "targets": self.targets,
             "perceptibility": self.perceptibility,
+            "region_perceptibility": self.region_perceptibility,
             "threshold": self.threshold,
             "disrupted_fraction": self.disrupted_fraction,
             "disruption": [d.to_dict() for d in self.disruption],
@@ -239,6 +250,7 @@ def protect(
     psnr: float | None = None,
     objective: str | None = None,
     perceptual: bool | None = None,
+    crop_jitter: bool | None = None,
     faces: bool | None = None,
     mask: ImageInput | None = None,
     universal: str | Path | Tensor | None = None,
@@ -280,6 +292,9 @@ def protect(
             ``None``: the preset's.
         perceptual: under a PSNR floor, cap each pixel by the local texture (flat skin
             at one 8-bit level, hair and edges up to ``eps``); ``None``: the preset's.
+        crop_jitter: attack through crops drawn around each canonical one (scale
+            +-10%, shift +-5%), as a manipulator's own alignment would cut; ``None``:
+            the preset's.
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
@@ -322,11 +337,12 @@ def protect(
         budget = resolve_budget(strength or DEFAULT_STRENGTH, attack=attack, eps=eps,
                                 steps=steps, alpha=alpha, eot=eot,
                                 universal=universal is not None, psnr=psnr,
-                                objective=objective, perceptual=perceptual)
+                                objective=objective, perceptual=perceptual,
+                                crop_jitter=crop_jitter)
     elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr, objective,
-                                     perceptual)):
+                                     perceptual, crop_jitter)):
         raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot, "
-                           "psnr, objective and perceptual: pass one or the other")
+                           "psnr, objective, perceptual and crop_jitter: pass one or the other")
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
@@ -355,6 +371,7 @@ def protect(
         psnr_floor=budget.psnr,
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,
+        crop_jitter=budget.crop_jitter,
     )
     measured = protected
     if output is not None:
@@ -363,6 +380,8 @@ def protect(
             # Measure what the user gets: the lossy file as written, not the tensor.
             measured = reload_saved(saved).to(x.device)
     result.perceptibility = {k: float(v[0]) for k, v in perceptibility(measured, x).items()}
+    result.region_perceptibility = region_perceptibility(
+        measured, x, changeable_mask(plan, (x.shape[-2], x.shape[-1])), st_lpips_net=None)
     result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, measured,
                                            seed=seed)[0]
     result.seconds = time.perf_counter() - started

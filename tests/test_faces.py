@@ -19,7 +19,7 @@ from disrupt.core.objectives import AwayFromClean
 from disrupt.core.pipeline import Plan, plan_protection, quantize_within, run_protection
 from disrupt.imaging import load_image
 from targets import load_target
-from targets.base import GeneratorTarget
+from targets.base import GeneratorTarget, Target
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.png"
@@ -271,3 +271,46 @@ def test_banded_ssim_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     whole = metrics.ssim(a, b)
     monkeypatch.setattr(metrics, "SSIM_BAND_PIXELS", 2 * 3 * 45 * 6)
     assert torch.allclose(metrics.ssim(a, b), whole, atol=1e-6)
+
+
+# --------------------------------------------------------------- crop distribution (issue 9)
+
+
+def test_crop_jitter_draws_stay_inside_and_near() -> None:
+    from disrupt.core.crops import CropJitter
+
+    jitter, box, g = CropJitter(), Box(20, 30, 120, 130), torch.Generator().manual_seed(0)
+    draws = [jitter.draw(box, (160, 150), g) for _ in range(200)]
+    assert len({d.as_tuple() for d in draws}) > 50
+    for d in draws:
+        assert 0 <= d.left < d.right <= 150 and 0 <= d.top < d.bottom <= 160
+        assert 90 <= d.width <= 110 and d.width == d.height
+        assert abs((d.left + d.right) / 2 - 70) <= 5.5 + 5  # shift 5% of 100, plus rounding
+
+
+def _held_out_mse(target: Target, x: Tensor, x_adv: Tensor, box: Box) -> float:
+    from disrupt.core.crops import CropJitter
+    from disrupt.eval.evaluation import measure_disruption
+
+    g = torch.Generator().manual_seed(1234)  # crops the attack never drew
+    boxes = [CropJitter().draw(box, (int(x.shape[-2]), int(x.shape[-1])), g) for _ in range(6)]
+    views = [CropTarget(target, b, name=f"crop{i}") for i, b in enumerate(boxes)]
+    rows = measure_disruption(views, x, x_adv)[0]
+    return sum(r.ruiz_mse for r in rows) / len(rows)
+
+
+@pytest.mark.slow
+def test_attacking_a_crop_distribution_beats_the_canonical_crop_on_held_out_crops() -> None:
+    # The bundled StarGAN resizes an 89 px crop to 64: a crop one pixel off changes the
+    # sampling phase, and a perturbation tuned to one crop loses much of its effect.
+    from disrupt.core.crops import CropJitter
+
+    target = load_target("stargan.celeba64")
+    x = load_image(Path(__file__).resolve().parents[1] / "examples" / "face.png").rgb
+    box = Box(20, 20, 109, 109)
+    plan = Plan([box], [box], "used", Box(16, 16, 112, 112), None, [box])
+    attack = ifgsm(8 / 255, steps=5)
+    fixed = run_protection(x, [target], attack, plan)
+    spread = run_protection(x, [target], attack, plan, jitter=CropJitter(),
+                            jitter_generator=torch.Generator().manual_seed(5))
+    assert _held_out_mse(target, x, spread, box) > 1.3 * _held_out_mse(target, x, fixed, box)

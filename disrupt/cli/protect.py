@@ -69,6 +69,11 @@ def protect(
                                   "the local texture (flat skin at 1/255; PSNR-floor budgets "
                                   "only); default: the preset's.")
     ] = None,
+    crop_jitter: Annotated[
+        bool | None, typer.Option("--crop-jitter/--no-crop-jitter", help="Attack through "
+                                  "crops drawn around each face's (scale +-10%, shift +-5%); "
+                                  "default: the preset's.")
+    ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
     ] = None,
@@ -145,7 +150,8 @@ def protect(
     try:
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
                                 alpha=alpha_value, eot=eot, universal=start_from is not None,
-                                psnr=psnr, objective=objective, perceptual=perceptual)
+                                psnr=psnr, objective=objective, perceptual=perceptual,
+                                crop_jitter=crop_jitter)
         if start_from is not None:
             load_universal(start_from)  # a bad file fails now, not after the models load
     except UnknownAttackError as exc:
@@ -289,6 +295,16 @@ def _render_region(s: dict[str, Any]) -> str:
     return f"  region: {where}"
 
 
+def _render_region_visibility(r: dict[str, Any]) -> str:
+    if not r:
+        return "  changed region: -"
+    psnr = r.get("psnr")
+    shown = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.1f}"
+    return (f"  changed region ({r['pixels']} px): PSNR {shown} dB, SSIM {r['ssim']:.3f}, "
+            f"CIEDE2000 mean {r['ciede2000_mean']:.2f} / p95 {r['ciede2000_p95']:.2f}, "
+            f"{r['changed_fraction'] * 100:.0f}% of pixels changed")
+
+
 def _render_budget(a: dict[str, Any]) -> str:
     from disrupt.core.budget import describe_budget
 
@@ -305,10 +321,12 @@ def _render_summary(s: dict[str, Any]) -> str:
         + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
            if "strength" in s else "")
         + f", objective {s['attack'].get('objective', 'mean')}"
-        + (", perceptual caps" if s['attack'].get("perceptual") else ""),
+        + (", perceptual caps" if s['attack'].get("perceptual") else "")
+        + (", crop jitter" if s['attack'].get("crop_jitter") else ""),
         _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",
+        _render_region_visibility(s.get("region_perceptibility") or {}),
         f"  disruption (Ruiz MSE on [-1,1], disrupted when > {s['threshold']}):",
     ]
     by_target: dict[str, list[dict[str, Any]]] = {}

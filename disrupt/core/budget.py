@@ -94,6 +94,7 @@ class StrengthPreset:
     psnr: float | None = None
     objective: str = "mean"
     perceptual: bool = False
+    crop_jitter: bool = False
 
 
 STRENGTHS: dict[str, StrengthPreset] = {
@@ -129,6 +130,9 @@ class Budget:
     #: Per-pixel caps that follow the texture (:func:`~disrupt.core.masking.texture_caps`):
     #: flat skin changes by at most one level, hair and edges up to the cap.
     perceptual: bool = False
+    #: Attack through crops drawn around the canonical ones (scale +-10%, shift +-5%:
+    #: :class:`~disrupt.core.crops.CropJitter`) instead of the fixed crops.
+    crop_jitter: bool = False
 
     def attack_for(self, values: int) -> Attack:
         """The attack to run on ``values`` changeable values (3 x protected pixels):
@@ -191,6 +195,7 @@ def resolve_budget(
     psnr: float | None = None,
     objective: str | None = None,
     perceptual: bool | None = None,
+    crop_jitter: bool | None = None,
 ) -> Budget:
     """Merge a strength preset with explicit overrides.
 
@@ -213,6 +218,8 @@ def resolve_budget(
             ``None``: the preset's.
         perceptual: per-pixel caps that follow the texture (PSNR-floor budgets only;
             see :attr:`Budget.perceptual`); ``None``: the preset's.
+        crop_jitter: attack through a distribution of crops (see
+            :attr:`Budget.crop_jitter`); ``None``: the preset's.
 
     Raises:
         SettingError: unknown strength, a bad attack setting, an ``eps`` under one
@@ -222,7 +229,7 @@ def resolve_budget(
     """
     try:
         return _resolve_budget(strength, attack, eps, steps, alpha, eot, universal, psnr,
-                               objective, perceptual)
+                               objective, perceptual, crop_jitter)
     except SettingError:
         raise
     except ValueError as exc:  # from the attack factories, which cannot import disrupt
@@ -232,7 +239,7 @@ def resolve_budget(
 def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | None,
                     steps: int | None, alpha: float | None, eot: bool | None, universal: bool,
                     psnr: float | None, objective: str | None,
-                    perceptual: bool | None) -> Budget:
+                    perceptual: bool | None, crop_jitter: bool | None) -> Budget:
     if strength not in STRENGTHS:
         raise SettingError(f"strength must be one of {', '.join(STRENGTHS)}, got {strength!r}")
     preset = STRENGTHS[strength]
@@ -240,6 +247,7 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
     if goal not in OBJECTIVES:
         raise SettingError(f"objective must be {' or '.join(OBJECTIVES)}, got {objective!r}")
     shaped = preset.perceptual if perceptual is None else bool(perceptual)
+    jitter = preset.crop_jitter if crop_jitter is None else bool(crop_jitter)
     use_eot = preset.eot if eot is None else bool(eot)
     if psnr is not None and not (isinstance(psnr, (int, float)) and math.isfinite(psnr)
                                  and 0 <= psnr <= MAX_PSNR_FLOOR):
@@ -257,7 +265,7 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
         if floor is not None and attack.norm != "linf":
             raise SettingError("a PSNR floor needs an L-inf attack (its eps becomes the cap)")
         return Budget(attack, use_eot, preset.eot_samples, strength, floor, universal, goal,
-                      shaped)
+                      shaped, jitter)
     floor = preset.psnr if psnr is None else (psnr or None)
     if floor is not None and alpha is not None:
         raise SettingError("alpha applies to L-inf budgets only; pass psnr=0 (--psnr 0) to set it")
@@ -278,5 +286,5 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
             raise SettingError(f"attack {name!r} takes no 'alpha' option (got {alpha!r})")
         a = None
     return Budget(create_attack(name, eps=float(budget), steps=n_opt, alpha=a), use_eot,
-                  preset.eot_samples, strength, floor, universal, goal, shaped)
+                  preset.eot_samples, strength, floor, universal, goal, shaped, jitter)
 

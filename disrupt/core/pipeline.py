@@ -37,7 +37,7 @@ from torch import Tensor
 
 from attacks import Attack, Norm, Objective, quantize_to_uint8_within
 from disrupt.core.budget import Budget
-from disrupt.core.crops import CropsObjective, CropTarget
+from disrupt.core.crops import CropJitter, CropsObjective, CropTarget
 from disrupt.core.eot import ExpectationOverTransforms
 from disrupt.core.faces import (
     CANONICAL_CROP,
@@ -60,6 +60,7 @@ from targets.base import Target
 __all__ = [
     "EOT_ON_PHOTO_MAX_PIXELS",
     "EotPlacement",
+    "changeable_mask",
     "FaceStatus",
     "Plan",
     "evaluation_targets",
@@ -184,6 +185,7 @@ def plan_protection(
 def _objective_for(
     target: Target, x_region: Tensor, boxes: Sequence[Box],
     wrap: Callable[[Objective], Objective] | None = None, balanced: bool = False,
+    jitter: CropJitter | None = None, jitter_generator: torch.Generator | None = None,
 ) -> Objective:
     """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's.
     ``balanced``: :class:`~disrupt.core.objectives.BalancedAway` instead of the plain
@@ -197,8 +199,8 @@ def _objective_for(
         inner: Objective = away(target, clean_crops)
         return wrap(inner) if wrap is not None else inner
 
-    return CropsObjective(make, x_region, boxes, size,
-                          batched=bool(target.batch_independent))
+    return CropsObjective(make, x_region, boxes, size, batched=bool(target.batch_independent),
+                          jitter=jitter, generator=jitter_generator)
 
 
 def run_protection(
@@ -215,6 +217,8 @@ def run_protection(
     eot_generator: torch.Generator | None = None,
     callback: Callable[[int, Tensor], None] | None = None,
     balanced: bool = False,
+    jitter: CropJitter | None = None,
+    jitter_generator: torch.Generator | None = None,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -228,6 +232,8 @@ def run_protection(
         balanced: score each target with :class:`~disrupt.core.objectives.BalancedAway`
             (every model and condition relative to the threshold, frozen past it)
             instead of the plain mean distance.
+        jitter: attack through crops drawn around each box at every step (a
+            :class:`~disrupt.core.crops.CropJitter`), seeded by ``jitter_generator``.
     """
     r = plan.region
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
@@ -240,7 +246,8 @@ def run_protection(
     placement = plan.eot_placement(eot)
     on_photo = placement == "photo"
     on_crops = with_eot if placement == "crops" else None
-    objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops, balanced)
+    objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops, balanced,
+                                                    jitter, jitter_generator)
                                      for t in targets])
     if on_photo:  # one draw per step for all targets: they all see the same posted photo
         objective = with_eot(objective)
@@ -298,10 +305,27 @@ def perturb(
             generator=torch.Generator(device=x.device).manual_seed(seed),
             eot_generator=torch.Generator().manual_seed(seed + 1), callback=on_step,
             balanced=budget.objective == "balanced",
+            jitter=CropJitter() if budget.crop_jitter else None,
+            jitter_generator=torch.Generator().manual_seed(seed + 2),
         )
     protected = quantize_within(x_adv, x, running.eps, norm=running.norm,
                                 linf_cap=running.linf_cap, region=plan.region)
     return protected, attack
+
+
+def changeable_mask(plan: Plan, size: tuple[int, int]) -> Tensor | None:
+    """``(1, 1, H, W)`` bool mask of the pixels the plan lets the attack change (the
+    face crop boxes, less what a user mask excludes), or ``None`` for the whole photo.
+    ``size`` is the photo's ``(H, W)``."""
+    r = plan.region
+    whole = r.left == 0 and r.top == 0 and (r.bottom, r.right) == tuple(size)
+    if plan.mask is None and whole:
+        return None
+    out = torch.zeros((1, 1, *size), dtype=torch.bool)
+    inside = torch.ones((1, 1, r.height, r.width), dtype=torch.bool) if plan.mask is None \
+        else plan.mask.cpu() > 0
+    out[..., r.top : r.bottom, r.left : r.right] = inside
+    return out
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
