@@ -271,3 +271,18 @@ def test_perceptual_budget_puts_the_energy_in_texture(tmp_path: Path) -> None:
             == perceptual
     flat_share = {p: e[0] / (e[0] + e[1]) for p, e in energy.items()}
     assert flat_share[True] < 0.25 * flat_share[False], flat_share
+
+
+def test_high_pass_removes_colour_casts_and_never_adds_energy() -> None:
+    from disrupt.core.masking import high_pass
+
+    g = torch.Generator().manual_seed(2)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 48), torch.linspace(-1, 1, 48), indexing="ij")
+    blotch = torch.exp(-(xx**2 + yy**2) / 0.2)  # a smooth patch, like a red cheek
+    cast = torch.stack([8 * blotch, 0 * blotch, -4 * blotch])[None] / 255
+    grain = (torch.rand(1, 3, 48, 48, generator=g) * 2 - 1) * 8 / 255
+    for delta, kept in ((cast, 0.05), (grain, 0.6)):
+        out = high_pass(delta, 2.0)
+        ratio = float(out.norm() / delta.norm())
+        assert ratio <= 1.0 + 1e-6
+        assert (ratio < kept) if delta is cast else (ratio > kept), ratio

@@ -32,6 +32,17 @@ faces, the masked-in pixels with a mask, else the whole photo): the L2 radius is
 ``10 ** (-psnr / 20) * sqrt(3 * pixels)`` on the ``[0, 1]`` scale. PSNR over a whole
 photo with a small face is higher.
 
+Every preset also shapes the change for the eye (``perceptual``, off with
+``perceptual=False`` / ``--no-perceptual``): each pixel's cap follows the local
+texture (one 8-bit level on flat skin or sky, the full cap in hair and on edges:
+:func:`~disrupt.core.masking.texture_caps`), and the change keeps only its fine grain
+(:func:`~disrupt.core.masking.high_pass`, sigma a 32nd of the face crop), rescaled to
+the energy it had, so no colour cast or blotch forms. Before it, the README's
+example face got a red patch on one cheek and a green cast over the skin at the
+same PSNR. The attack maximises the plain mean distance over models and conditions
+(``objective="mean"``); ``"balanced"`` and ``crop_jitter`` are the other levers
+(README, "What the default protection achieves").
+
 ``mid`` is the default. With ``universal=...`` the attack starts from the universal
 perturbation and, unless told otherwise, refines it for
 :data:`UNIVERSAL_REFINE_STEPS` steps of a quarter of the budget.
@@ -99,13 +110,14 @@ class StrengthPreset:
 
 STRENGTHS: dict[str, StrengthPreset] = {
     "low": StrengthPreset("low", 8 / 255, "pgd", 10, False, 1,
-                          "PSNR >= 37 dB, max change 8/255, PGD 10 steps, no EOT", psnr=37.0),
+                          "PSNR >= 37 dB, max change 8/255, PGD 10 steps, no EOT, "
+                          "perceptual shaping", psnr=37.0, perceptual=True),
     "mid": StrengthPreset("mid", 16 / 255, "pgd", 20, True, 1,
-                          "PSNR >= 33 dB, max change 16/255, PGD 20 steps, EOT over JPEG",
-                          psnr=33.0),
+                          "PSNR >= 33 dB, max change 16/255, PGD 20 steps, EOT over JPEG, "
+                          "perceptual shaping", psnr=33.0, perceptual=True),
     "high": StrengthPreset("high", 24 / 255, "pgd", 40, True, 2,
-                           "PSNR >= 30 dB, max change 24/255, PGD 40 steps, EOT x2",
-                           psnr=30.0),
+                           "PSNR >= 30 dB, max change 24/255, PGD 40 steps, EOT x2, "
+                           "perceptual shaping", psnr=30.0, perceptual=True),
 }
 
 
@@ -127,8 +139,10 @@ class Budget:
     #: relative to the threshold, frozen past it) or ``"mean"`` (the plain mean
     #: distance of Ruiz et al.).
     objective: str = "mean"
-    #: Per-pixel caps that follow the texture (:func:`~disrupt.core.masking.texture_caps`):
-    #: flat skin changes by at most one level, hair and edges up to the cap.
+    #: Shape the change for the eye: per-pixel caps that follow the texture (flat skin
+    #: by at most one level, hair and edges up to the cap;
+    #: :func:`~disrupt.core.masking.texture_caps`), and no colour cast or blotch wider
+    #: than a few pixels (:func:`~disrupt.core.masking.high_pass`).
     perceptual: bool = False
     #: Attack through crops drawn around the canonical ones (scale +-10%, shift +-5%:
     #: :class:`~disrupt.core.crops.CropJitter`) instead of the fixed crops.

@@ -16,6 +16,7 @@ model-agnostic (they never see it):
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -25,7 +26,8 @@ from attacks import Objective
 from disrupt.errors import ImageError
 from disrupt.imaging import ImageInput, load_image
 
-__all__ = ["MaskedObjective", "apply_mask", "load_mask", "texture_caps"]
+__all__ = ["HighPassObjective", "MaskedObjective", "apply_mask", "high_pass", "load_mask",
+           "texture_caps"]
 
 #: Local luminance standard deviation (on ``[0, 1]``) at which a pixel gets the full cap.
 TEXTURE_FULL = 0.04
@@ -152,3 +154,40 @@ def texture_caps(x: Tensor, cap: float, *, window: int = 5, full: float = TEXTUR
     std = (pool(luma.square()) - mean.square()).clamp_min(0).sqrt()
     share = (std / full).clamp(0.0, 1.0)
     return (cap * share).clamp(min=min(floor, cap), max=cap)
+
+
+def high_pass(delta: Tensor, sigma: float) -> Tensor:
+    """``delta`` less its Gaussian blur: what is left has no colour cast or blotch wider
+    than a few ``sigma`` (the eye sees a smooth red patch on a cheek long before fine
+    grain of the same energy). Linear, differentiable, and never larger in L2 norm than
+    ``delta`` (the filter's gains are in ``[0, 1]``).
+
+    Shape:
+        ``(B, C, H, W)`` -> same shape.
+    """
+    import kornia
+
+    side = 2 * math.ceil(3 * sigma) + 1
+    low = kornia.filters.gaussian_blur2d(delta, (side, side), (sigma, sigma), border_type="reflect")
+    return delta - low
+
+
+class HighPassObjective:
+    """Score ``objective`` at ``x + high_pass(x_adv - x)``: only the fine-grained part of a
+    change counts, so the attack gains nothing from colour casts; apply the same
+    :func:`high_pass` to the final change (:func:`disrupt.core.pipeline.run_protection`
+    does).
+
+    Shape:
+        ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``.
+    """
+
+    def __init__(self, objective: Objective, x: Tensor, sigma: float) -> None:
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        self.objective = objective
+        self.x = x.detach()
+        self.sigma = sigma
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        return self.objective((self.x + high_pass(x_adv - self.x, self.sigma)).clamp(0.0, 1.0))

@@ -50,7 +50,13 @@ from disrupt.core.faces import (
     detect_faces,
     union_mask,
 )
-from disrupt.core.masking import MaskedObjective, apply_mask, texture_caps
+from disrupt.core.masking import (
+    HighPassObjective,
+    MaskedObjective,
+    apply_mask,
+    high_pass,
+    texture_caps,
+)
 from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
 from disrupt.core.seeding import seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform
@@ -219,6 +225,7 @@ def run_protection(
     balanced: bool = False,
     jitter: CropJitter | None = None,
     jitter_generator: torch.Generator | None = None,
+    high_pass_sigma: float | None = None,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -234,6 +241,10 @@ def run_protection(
             instead of the plain mean distance.
         jitter: attack through crops drawn around each box at every step (a
             :class:`~disrupt.core.crops.CropJitter`), seeded by ``jitter_generator``.
+        high_pass_sigma: keep only the change's fine grain (no colour cast or blotch
+            wider than a few sigma, in the photo's pixels): the objective sees, and the
+            result gets, ``high_pass(x_adv - x, sigma)``
+            (:func:`~disrupt.core.masking.high_pass`).
     """
     r = plan.region
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
@@ -254,6 +265,8 @@ def run_protection(
     mask = plan.mask.to(x) if plan.mask is not None else None
     if mask is not None:
         objective = MaskedObjective(objective, x_region, mask)
+    if high_pass_sigma is not None:  # outermost: the mask then applies to the filtered change
+        objective = HighPassObjective(objective, x_region, high_pass_sigma)
     start = None
     if universal is not None:
         places = [b.shifted(-r.left, -r.top) for b in plan.canonical] or [
@@ -264,11 +277,26 @@ def run_protection(
             delta = delta * mask
         start = (x_region + delta).clamp(0.0, 1.0)
     adv = attack(x_region, objective, generator=generator, callback=callback, start=start)
+    if high_pass_sigma is not None:
+        adv = _high_passed(adv, x_region, high_pass_sigma, mask)
     if mask is not None:
         adv = apply_mask(adv, x_region, mask)
     out = x.clone()
     out[..., r.top : r.bottom, r.left : r.right] = adv
     return out
+
+
+def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None) -> Tensor:
+    """``x`` plus the fine-grained part of ``adv - x``, rescaled to the L2 norm the
+    change had (over the mask): removing the blotches frees budget, and the grain
+    gets it (per-pixel caps still apply when the result is rounded)."""
+    delta = adv - x
+    fine = high_pass(delta, sigma)
+    if mask is not None:
+        fine, delta = fine * mask, delta * mask
+    norm = fine.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    scale = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1) / norm.clamp_min(1e-12)
+    return (x + fine * scale).clamp(0.0, 1.0)
 
 
 def perturb(
@@ -307,6 +335,7 @@ def perturb(
             balanced=budget.objective == "balanced",
             jitter=CropJitter() if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
+            high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
         )
     protected = quantize_within(x_adv, x, running.eps, norm=running.norm,
                                 linf_cap=running.linf_cap, region=plan.region)
@@ -326,6 +355,16 @@ def changeable_mask(plan: Plan, size: tuple[int, int]) -> Tensor | None:
         else plan.mask.cpu() > 0
     out[..., r.top : r.bottom, r.left : r.right] = inside
     return out
+
+
+def blotch_sigma(plan: Plan) -> float:
+    """The high-pass sigma for a plan's perceptual budget, in the photo's pixels: a
+    32nd of the face crop's side (of the region's shorter side without faces), between
+    1 and 6 pixels. A crop shrunk to a 64 px model input then keeps detail down to
+    about 2 of its pixels, while blotches a tenth of the face wide are removed."""
+    boxes = plan.canonical or [plan.region]
+    side = min(min(b.width, b.height) for b in boxes)
+    return min(6.0, max(1.0, side / 32))
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:

@@ -1,0 +1,49 @@
+"""Print the lever and trade-off tables of the README from default_protection.py results.
+
+    python benchmarks/lever_table.py benchmarks/results/levers/*.json
+
+Each JSON is one run of benchmarks/default_protection.py (one setting over the same
+faces). Cells: disrupted as saved / after JPEG 75 / on held-out crops, per model;
+then the changed region's PSNR, SSIM and CIEDE2000 mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SHORT = {"stargan.celeba64": "StarGAN", "cyclegan.utkface64": "CycleGAN",
+         "attgan.celeba64": "AttGAN", "faceswap.lfw64": "face swap"}
+
+
+def label(run: dict) -> str:
+    parts = [f"PSNR >= {run.get('psnr_floor') or 0:g} dB", run.get("objective", "mean")]
+    if run.get("perceptual"):
+        parts.append("perceptual caps")
+    if run.get("crop_jitter"):
+        parts.append("crop jitter")
+    return ", ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    args = parser.parse_args()
+    runs = [json.loads(p.read_text()) for p in args.runs]
+    names = runs[0]["targets"]
+    print(f"{runs[0]['images']}; cells: disrupted as saved / JPEG 75 / held-out crops")
+    print("| setting | " + " | ".join(SHORT.get(n, n) for n in names)
+          + " | region PSNR | SSIM | CIEDE2000 | s/face |")
+    print("|---|" + "---|" * (len(names) + 4))
+    for run in runs:
+        rate = run["disrupted_fraction"]
+        cells = [f"{rate['none'][n] * 100:.0f} / {rate['jpeg:75'][n] * 100:.0f} / "
+                 f"{rate['held-out crops'][n] * 100:.0f}%" for n in names]
+        r = run["region_perceptibility"]
+        print(f"| {label(run)} | " + " | ".join(cells) + f" | {r['psnr']:.1f} dB | "
+              f"{r['ssim']:.3f} | {r['ciede2000_mean']:.2f} | {run['seconds_per_image']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
