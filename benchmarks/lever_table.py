@@ -20,7 +20,7 @@ SHORT = {"stargan.celeba64": "StarGAN", "cyclegan.utkface64": "CycleGAN",
 def label(run: dict) -> str:
     parts = [f"PSNR >= {run.get('psnr_floor') or 0:g} dB", run.get("objective", "mean")]
     if run.get("perceptual"):
-        parts.append("perceptual caps")
+        parts.append(run.get("perceptual_variant", "perceptual (texture caps + high-pass)"))
     if run.get("crop_jitter"):
         parts.append("crop jitter")
     return ", ".join(parts)

@@ -71,8 +71,11 @@ class ProtectResult:
     #: Where EOT acted: ``"photo"`` (before the face crops), ``"crops"`` (on the
     #: resized crops, for regions over 2 MP) or ``"off"``.
     eot_on: str = "off"
-    #: Detected face boxes ``(left, top, right, bottom)`` in the photo's pixels.
+    #: Detected face boxes ``(left, top, right, bottom)`` in the photo's pixels: those
+    #: the attack used (found on the input), and those found again on the protected
+    #: image, through whose crops :attr:`disruption` was measured.
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)
+    measured_faces: list[tuple[int, int, int, int]] = field(default_factory=list)
     #: ``used`` (only face crops perturbed), ``none-found`` (looked, none: whole photo
     #: protected), ``off``, ``small-image`` (auto mode skipped detection) or
     #: ``outside-mask``; see :data:`disrupt.core.pipeline.FaceStatus`.
@@ -147,6 +150,7 @@ class ProtectResult:
             "eot": self.eot,
             "eot_on": self.eot_on,
             "faces": [list(b) for b in self.faces],
+            "measured_faces": [list(b) for b in self.measured_faces],
             "face_status": self.face_status,
             "masked": self.masked,
             "universal": self.universal,
@@ -382,7 +386,11 @@ def protect(
     result.perceptibility = {k: float(v[0]) for k, v in perceptibility(measured, x).items()}
     result.region_perceptibility = region_perceptibility(
         measured, x, changeable_mask(plan, (x.shape[-2], x.shape[-1])), st_lpips_net=None)
-    result.disruption = measure_disruption(evaluation_targets(chosen, plan), x, measured,
+    # Measure as a manipulator (and `disrupt verify`) would: faces detected on the
+    # protected file itself, which can fall a pixel away from those found on the input.
+    seen = plan_protection(measured, chosen, faces=faces) if plan.face_status == "used" else plan
+    result.measured_faces = [b.as_tuple() for b in seen.faces]
+    result.disruption = measure_disruption(evaluation_targets(chosen, seen), x, measured,
                                            seed=seed)[0]
     result.seconds = time.perf_counter() - started
     if result.unchanged:

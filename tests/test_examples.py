@@ -43,3 +43,15 @@ def test_protect_example_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     runpy.run_path(str(EXAMPLES / "protect_example.py"), run_name="__main__")
     grid = np.asarray(Image.open(out))
     assert grid.shape[0] > 4 * 128 and grid.shape[1] >= 4 * 128
+
+
+def test_readme_summary_comes_from_its_results_file() -> None:
+    """The summary the README shows is a copy of a committed run's output."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("The summary for this photo", 1)[1].split("```text", 1)[1]
+    shown = [line for line in block.split("```", 1)[0].strip().splitlines()
+             if line.strip() != "..."]
+    recorded = (ROOT / "benchmarks" / "results" / "astronaut_summary.txt").read_text()
+    assert len(shown) >= 8
+    missing = [line for line in shown if line not in recorded.splitlines()]
+    assert not missing, missing

@@ -140,11 +140,12 @@ def test_verify_agrees_with_protect_through_the_face_crop(
         face_pair: tuple[Path, Path, ProtectResult]) -> None:
     original, protected, made = face_pair
     checked = verify(original, protected, targets=["stargan.tiny"], seed=0)
-    # same geometry: the face found on the protected copy is protect's, and so is its crop
-    plan = plan_protection(load_image(original).rgb, [load_target("stargan.tiny")])
+    # same geometry: both find the face on the protected file, with the same crop
+    plan = plan_protection(load_image(protected).rgb, [load_target("stargan.tiny")])
     assert checked.face_status == made.face_status == "used"
-    assert checked.faces == made.faces
+    assert checked.faces == made.measured_faces
     assert checked.crops == [b.as_tuple() for b in plan.canonical]
+    assert _near(made.faces[0], made.measured_faces[0])  # the input's face, give or take
     # same rows: "<target>@face0" x every registered condition, same Ruiz MSEs
     expected = {("stargan.tiny@face0", c) for c in _conditions("stargan.tiny")}
     assert {(d.target, d.condition) for d in checked.disruption} == expected
@@ -156,7 +157,7 @@ def test_verify_agrees_with_protect_through_the_face_crop(
     assert [v.target for v in checked.verdicts] == ["stargan.tiny@face0"]
     # the summary says so; the picture shows the crop and the target's edit of it
     summary = checked.to_dict()
-    assert summary["face_status"] == "used" and summary["faces"] == [list(made.faces[0])]
+    assert summary["face_status"] == "used" and summary["faces"] == [list(made.measured_faces[0])]
     assert summary["crops"] == [list(checked.crops[0])]
     crop = checked.crops[0]
     assert checked.regions == {"stargan.tiny@face0": crop}
@@ -219,7 +220,7 @@ def test_verify_cli_faces_options_and_region_line(
     res = runner.invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["face_status"] == "used" and data["faces"] == [list(made.faces[0])]
+    assert data["face_status"] == "used" and data["faces"] == [list(made.measured_faces[0])]
     assert {d["target"] for d in data["disruption"]} == {"stargan.tiny@face0"}
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output

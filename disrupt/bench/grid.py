@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
 from attacks import quantize_to_uint8_within
 from disrupt.bench.cells import (
@@ -68,7 +68,7 @@ from disrupt.bench.images import BenchImage, image_stem, list_images, load_bench
 from disrupt.bench.results import BenchResult, CellResult, _finite, aggregate
 from disrupt.core.budget import resolve_budget
 from disrupt.core.pipeline import perturb, plan_protection
-from disrupt.core.seeding import seeded
+from disrupt.core.seeding import move_to, seeded
 from disrupt.eval.channels import Channel, parse_channel
 from disrupt.eval.evaluation import measure_disruption, target_outputs
 from disrupt.eval.metrics import perceptibility
@@ -335,9 +335,7 @@ def run_benchmark(
     files = list_images(cfg)
     images = [load_bench_image(p, cfg.center_crop, cfg.resize) for p in files]
     targets, names, notes = _resolve(cfg)
-    for t in targets.values():
-        if isinstance(t, nn.Module):
-            t.to(device)
+    move_to(targets.values(), device)
     eval_names = list(dict.fromkeys([*names, *cfg.evaluate_on]))
     if judges is None:
         if cfg.semantic:

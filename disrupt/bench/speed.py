@@ -30,6 +30,7 @@ from attacks import project, random_delta
 from disrupt.api import protect
 from disrupt.core.budget import DEFAULT_STRENGTH, resolve_budget
 from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.core.seeding import move_to
 from disrupt.imaging.pixels import from_pil, to_pil
 from targets.base import Target
 
@@ -217,9 +218,7 @@ def speed_benchmark(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = torch.device(device)
-    for t in targets:
-        if isinstance(t, nn.Module):
-            t.to(dev)
+    move_to(targets, dev)
     # The loops compared are L-inf (the research code's); the preset's cap as budget.
     budget = resolve_budget(DEFAULT_STRENGTH, psnr=0)
     attack = budget.attack

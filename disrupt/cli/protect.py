@@ -321,7 +321,7 @@ def _render_summary(s: dict[str, Any]) -> str:
         + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
            if "strength" in s else "")
         + f", objective {s['attack'].get('objective', 'mean')}"
-        + (", perceptual caps" if s['attack'].get("perceptual") else "")
+        + (", perceptual shaping" if s["attack"].get("perceptual") else "")
         + (", crop jitter" if s['attack'].get("crop_jitter") else ""),
         _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
