@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import disrupt.core.pipeline as pipeline
+import disrupt.core.rounding as rounding
 import disrupt.eval.metrics as metrics
 from attacks import ifgsm
 from disrupt.api import protect
 from disrupt.core.crops import CropsObjective, CropTarget, crop_resize
 from disrupt.core.faces import Box, crop_boxes, detect_faces, union_mask
 from disrupt.core.objectives import AwayFromClean
-from disrupt.core.pipeline import Plan, plan_protection, quantize_within, run_protection
+from disrupt.core.pipeline import Plan, plan_protection, run_protection
+from disrupt.core.rounding import quantize_within
 from disrupt.imaging import load_image
 from targets import load_target
 from targets.base import GeneratorTarget, Target
@@ -228,7 +230,7 @@ def test_banded_quantization_equals_whole(monkeypatch: pytest.MonkeyPatch) -> No
     x = torch.rand(1, 3, 40, 30, generator=g)
     x_adv = (x + (torch.rand(x.shape, generator=g) - 0.5) * 16 / 255).clamp(0, 1)
     whole = quantize_within(x_adv, x, 8 / 255)
-    monkeypatch.setattr(pipeline, "_QUANTIZE_BAND_PIXELS", 30 * 7)
+    monkeypatch.setattr(rounding, "_QUANTIZE_BAND_PIXELS", 30 * 7)
     assert torch.equal(quantize_within(x_adv, x, 8 / 255), whole)
 
 
@@ -255,7 +257,7 @@ def test_banded_l2_quantization_keeps_the_whole_budget(monkeypatch: pytest.Monke
     delta = (torch.rand(x.shape, generator=g) - 0.5) * 12 / 255
     x_adv = (x + delta).clamp(0, 1)
     radius = float((x_adv[0] - x[0]).norm())  # image 0 on the ball's edge, image 1 inside
-    monkeypatch.setattr(pipeline, "_QUANTIZE_BAND_PIXELS", 30 * 7)  # 6 bands
+    monkeypatch.setattr(rounding, "_QUANTIZE_BAND_PIXELS", 30 * 7)  # 6 bands
     q = quantize_within(x_adv, x, radius, "l2", linf_cap=6 / 255)
     assert torch.equal((q * 255).round() / 255, q)
     for i in range(2):

@@ -15,17 +15,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from disrupt.eval import metrics, perceptual
+from disrupt.eval import metrics, perceptual, stlpips
 from disrupt.eval.metrics import psnr, ssim, ssim_map
-from disrupt.eval.perceptual import (
-    CHANGED_LEVEL,
-    ST_LPIPS_MIN_SIZE,
-    _ciede2000_lab,
-    ciede2000,
-    region_perceptibility,
-    st_lpips,
-    st_lpips_available,
-)
+from disrupt.eval.perceptual import CHANGED_LEVEL, _ciede2000_lab, ciede2000, region_perceptibility
+from disrupt.eval.stlpips import ST_LPIPS_MIN_SIZE, st_lpips, st_lpips_available
 from tests._shared import in_ci
 
 # Sharma, Wu and Dalal (2005), Table 1: (L1, a1, b1, L2, a2, b2, dE00), kL = kC = kH = 1.
@@ -285,13 +278,14 @@ def test_changed_level_is_half_a_level() -> None:
 
 
 def test_st_lpips_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    perceptual._st_lpips_model.cache_clear()
+    stlpips._st_lpips_model.cache_clear()
+    monkeypatch.setattr(stlpips, "st_lpips_available", lambda: False)
     monkeypatch.setattr(perceptual, "st_lpips_available", lambda: False)
     x = torch.rand(1, 3, 32, 32)
     with pytest.raises(ModuleNotFoundError, match=r"stlpips-pytorch==0\.0\.2"):
         st_lpips(x, x)
     assert "st_lpips" not in region_perceptibility(x, x)
-    perceptual._st_lpips_model.cache_clear()
+    stlpips._st_lpips_model.cache_clear()
 
 
 def _face() -> Tensor:
@@ -307,7 +301,7 @@ def test_st_lpips_loads_silently_offline_and_checked(
         raise AssertionError("ST-LPIPS tried to open a network connection")
 
     ipython_installed = importlib.util.find_spec("IPython") is not None
-    perceptual._st_lpips_model.cache_clear()
+    stlpips._st_lpips_model.cache_clear()
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     x = torch.rand(2, 3, 32, 32)
@@ -320,19 +314,19 @@ def test_st_lpips_loads_silently_offline_and_checked(
 
 @needs_st_lpips
 def test_st_lpips_weight_check_fails_loudly() -> None:
-    stlpips = perceptual._import_stlpips()
-    model = perceptual._st_lpips_model("alex", torch.device("cpu"))
-    path = Path(str(stlpips.__file__)).parent / "weights" / "vST0.0" / "alex_shift_tolerant.pth"
+    package = stlpips._import_stlpips()
+    model = stlpips._st_lpips_model("alex", torch.device("cpu"))
+    path = Path(str(package.__file__)).parent / "weights" / "vST0.0" / "alex_shift_tolerant.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)
-    perceptual._check_weights_cover(model, state, path)  # the real file covers everything
+    stlpips._check_weights_cover(model, state, path)  # the real file covers everything
     missing = {k: v for k, v in state.items() if k != "lin2.model.1.weight"}
     with pytest.raises(RuntimeError, match=r"missing \['lin2\.model\.1\.weight'\]"):
-        perceptual._check_weights_cover(model, missing, path)
+        stlpips._check_weights_cover(model, missing, path)
     with pytest.raises(RuntimeError, match="unexpected"):
-        perceptual._check_weights_cover(model, {**state, "extra.weight": torch.zeros(1)}, path)
+        stlpips._check_weights_cover(model, {**state, "extra.weight": torch.zeros(1)}, path)
     wrong = {**state, "lin0.model.1.weight": torch.zeros(1, 3, 1, 1)}
     with pytest.raises(RuntimeError, match="shape mismatches"):
-        perceptual._check_weights_cover(model, wrong, path)
+        stlpips._check_weights_cover(model, wrong, path)
     # Loaded: every tensor is the file's, under both names of each linear head.
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in state.items())
