@@ -35,7 +35,7 @@ from attacks import Objective, create_attack
 from disrupt.core.budget import psnr_floor_attack
 from disrupt.core.eot import ExpectationOverTransforms
 from disrupt.core.objectives import AwayFromClean
-from disrupt.core.pipeline import quantize_within
+from disrupt.core.rounding import quantize_within
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption

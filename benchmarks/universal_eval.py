@@ -43,7 +43,7 @@ from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.core.budget import STRENGTHS
 from disrupt.core.faces import Box
-from disrupt.core.pipeline import quantize_within
+from disrupt.core.rounding import quantize_within
 from disrupt.core.universal import load_universal, place_universal
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
