@@ -8,9 +8,13 @@ that CI never passes by silently running fewer cases.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"
@@ -29,3 +33,21 @@ def require(path: Path, what: str | None = None) -> Path:
             pytest.fail(f"{message} (CI is set: missing shared material is an error)")
         pytest.skip(message)
     return path
+
+
+@cache
+def _load_golden(rel: str) -> dict[str, Any]:
+    return torch.load(FIXTURES / rel, map_location="cpu", weights_only=True)
+
+
+def golden(rel: str) -> dict[str, Any]:
+    """The golden file ``FIXTURES / rel``; skipped when absent (failed under ``CI``)."""
+    require(FIXTURES / rel, f"golden fixture {rel}")
+    return _load_golden(rel)
+
+
+def golden_files_on_disk(folders: Sequence[str]) -> set[str]:
+    """``"<folder>/golden*.pt"`` names present under each fixture folder (each required)."""
+    for d in folders:
+        require(FIXTURES / d, f"fixture folder {d}")
+    return {f"{d}/{p.name}" for d in folders for p in (FIXTURES / d).glob("golden*.pt")}

@@ -32,7 +32,7 @@ from targets.base import UNCONDITIONAL
 from targets.checkpoints import load_state_dict_strict
 from targets.cyclegan import N_BLOCKS, ResnetGenerator
 from targets.pix2pix import NUM_DOWNS, UnetGenerator
-from tests._shared import FIXTURES, require
+from tests._shared import FIXTURES, golden, golden_files_on_disk, require
 
 TINY = ("attgan.tiny", "pix2pix.tiny", "cyclegan.tiny")
 # Every golden file this module tests, by name (never a directory listing).
@@ -44,21 +44,10 @@ FIXTURE_DIRS = ("attgan", "pix2pix_unet", "cyclegan_resnet")
 
 
 @functools.cache
-def _load_golden(rel: str) -> dict[str, Any]:
-    return torch.load(FIXTURES / rel, map_location="cpu", weights_only=True)
-
-
-def golden(rel: str) -> dict[str, Any]:
-    """The golden file ``rel``; skipped when absent (failed under ``CI``)."""
-    require(FIXTURES / rel, f"golden fixture {rel}")
-    return _load_golden(rel)
 
 
 def test_every_golden_file_on_disk_is_tested() -> None:
-    for d in FIXTURE_DIRS:
-        require(FIXTURES / d, f"fixture folder {d}")
-    on_disk = {f"{d}/{p.name}" for d in FIXTURE_DIRS for p in (FIXTURES / d).glob("golden*.pt")}
-    assert on_disk == set(GOLDEN_FILES)
+    assert golden_files_on_disk(FIXTURE_DIRS) == set(GOLDEN_FILES)
 
 
 def close(actual: Tensor, expected: Tensor, g: dict[str, Any]) -> None:

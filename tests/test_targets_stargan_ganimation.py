@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ from targets.stargan import (
     rafd_conditions,
     stargan_target,
 )
-from tests._shared import FIXTURES, require
+from tests._shared import golden as _golden
+from tests._shared import golden_files_on_disk
 
 FIXTURE_DIRS = (
     "stargan",
@@ -47,22 +47,10 @@ GOLDEN_FILES = (
 )
 
 
-@cache
-def _load(rel: str) -> dict[str, Any]:
-    return torch.load(FIXTURES / rel, map_location="cpu", weights_only=True)
-
-
-def _golden(rel: str) -> dict[str, Any]:
-    """The golden file ``rel``; skipped when absent (failed under ``CI``)."""
-    require(FIXTURES / rel, f"golden fixture {rel}")
-    return _load(rel)
 
 
 def test_every_golden_file_on_disk_is_tested() -> None:
-    for d in FIXTURE_DIRS:
-        require(FIXTURES / d, f"fixture folder {d}")
-    on_disk = {f"{d}/{p.name}" for d in FIXTURE_DIRS for p in (FIXTURES / d).glob("golden*.pt")}
-    assert on_disk == set(GOLDEN_FILES)
+    assert golden_files_on_disk(FIXTURE_DIRS) == set(GOLDEN_FILES)
 
 
 def _build(rel: str, state_dict: dict[str, Any], tmp_path: Path) -> GeneratorTarget:

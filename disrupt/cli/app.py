@@ -111,11 +111,13 @@ def _device_or_exit(device: str) -> Any:
 
 def _exit_for(exc: Exception) -> int:
     """Exit code for a library error: 2 for usage (unknown names, bad settings), else 1."""
+    from attacks import UnknownAttackError
     from disrupt.bench.config import ConfigError
+    from disrupt.errors import SettingError
     from targets import UnknownTargetError
 
-    return EXIT_USAGE if isinstance(exc, (UnknownTargetError, ConfigError, UsageError)) else (
-        EXIT_FAILURE)
+    usage = (UnknownTargetError, UnknownAttackError, ConfigError, SettingError, UsageError)
+    return EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
 
 
 def _fail(exc: Exception) -> typer.Exit:

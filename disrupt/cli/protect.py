@@ -18,6 +18,7 @@ from disrupt.cli.app import (
     _echo_json,
     _err,
     _expand_inputs,
+    _fail,
     _parse_weights,
     app,
     parse_eps,
@@ -144,7 +145,7 @@ def protect(
     from disrupt.api import protect as protect_api
     from disrupt.core.budget import resolve_budget
     from disrupt.core.universal import load_universal
-    from disrupt.errors import DisruptError, NotDisrupted, SettingError
+    from disrupt.errors import DisruptError, NotDisrupted
     from targets import CheckpointError, UnknownTargetError
 
     try:
@@ -154,15 +155,8 @@ def protect(
                                 crop_jitter=crop_jitter)
         if start_from is not None:
             load_universal(start_from)  # a bad file fails now, not after the models load
-    except UnknownAttackError as exc:
-        _err(str(exc).strip("'\""))
-        raise typer.Exit(EXIT_USAGE) from None
-    except SettingError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    except DisruptError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_FAILURE) from None
+    except (UnknownAttackError, DisruptError) as exc:
+        raise _fail(exc) from None
 
     inputs = _expand_inputs(photos)
     if not inputs:
@@ -170,20 +164,12 @@ def protect(
         raise typer.Exit(EXIT_FAILURE)
     try:
         outputs = _output_paths(inputs, output, overwrite)
-    except UsageError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    except DisruptError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_FAILURE) from None
+    except (UsageError, DisruptError) as exc:
+        raise _fail(exc) from None
     try:
         chosen = resolve_targets(targets or None, weight_map)
-    except UnknownTargetError as exc:
-        _err(str(exc).strip("'\""))
-        raise typer.Exit(EXIT_USAGE) from None
-    except (CheckpointError, DisruptError) as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_FAILURE) from None
+    except (UnknownTargetError, CheckpointError, DisruptError) as exc:
+        raise _fail(exc) from None
 
     typer.echo(
         f"protecting against {', '.join(t.name for t in chosen)} "
