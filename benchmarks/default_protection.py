@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -31,6 +32,9 @@ from disrupt.core.crops import CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
+from disrupt.eval.metrics import perceptibility
+from disrupt.eval.perceptual import region_perceptibility
+from disrupt.imaging import reload_saved, save_image
 from disrupt.imaging.pixels import center_box, from_pil
 from targets import load_target
 
@@ -87,7 +91,15 @@ def main() -> None:
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction,
                         help="attack through a distribution of crops (default: the preset's)")
     parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
+    parser.add_argument("--jpeg-output", type=int, default=None, metavar="Q",
+                        help="write each protected face as a JPEG at quality Q and measure "
+                        "that file (every channel then starts from it)")
+    parser.add_argument("--through-output", default=True, action=argparse.BooleanOptionalAction,
+                        help="with --jpeg-output: let protect() optimise through that JPEG "
+                        "(its default); --no-through-output attacks for a lossless file and "
+                        "saves the JPEG afterwards")
     args = parse_face_options(parser)
+    scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     names = default_targets()
     targets = [load_target(n) for n in names]
@@ -102,16 +114,30 @@ def main() -> None:
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
-        result = protect(x, targets=targets, strength=args.strength, seed=args.seed,
-                         objective=args.objective, perceptual=args.perceptual,
-                         crop_jitter=args.crop_jitter, psnr=args.psnr)
+        options = dict(targets=targets, strength=args.strength, seed=args.seed,
+                       objective=args.objective, perceptual=args.perceptual,
+                       crop_jitter=args.crop_jitter, psnr=args.psnr)
+        saved_path = scratch / f"{i:06d}.jpg"
+        if args.jpeg_output is not None and args.through_output:
+            result = protect(x, **options, output=saved_path, jpeg_quality=args.jpeg_output)
+        else:
+            result = protect(x, **options)
         seconds.append(time.perf_counter() - start)
+        protected = result.image
+        if args.jpeg_output is not None:
+            if not args.through_output:
+                save_image(result.image, saved_path, jpeg_quality=args.jpeg_output)
+            protected = reload_saved(saved_path)
+            result.perceptibility = {k: float(v[0]) for k, v in
+                                     perceptibility(protected, x).items()}
+            result.region_perceptibility = region_perceptibility(protected, x, None,
+                                                                 st_lpips_net=None)
         for key, value in result.perceptibility.items():
             percept[key].append(value)
         for key, value in result.region_perceptibility.items():
             region[key].append(float(value))
         for channel in channels:
-            rows = measure_disruption(targets, channel(x), channel(result.image), seed=args.seed)[0]
+            rows = measure_disruption(targets, channel(x), channel(protected), seed=args.seed)[0]
             for d in rows:
                 hits[(channel.name, d.target)].append(float(d.disrupted))
                 mses[(channel.name, d.target)].append(d.ruiz_mse)
@@ -120,7 +146,7 @@ def main() -> None:
         whole = Box(0, 0, x.shape[-1], x.shape[-2])
         draws = [CropJitter().draw(whole, (x.shape[-2], x.shape[-1]), held_out) for _ in range(3)]
         views = [CropTarget(t, b, name=t.name) for b in draws for t in targets]
-        for d in measure_disruption(views, x, result.image, seed=args.seed)[0]:
+        for d in measure_disruption(views, x, protected, seed=args.seed)[0]:
             hits[(HELD_OUT, d.target)].append(float(d.disrupted))
             mses[(HELD_OUT, d.target)].append(d.ruiz_mse)
         print(f"{i:06d}: {seconds[-1]:.1f}s, PSNR {result.perceptibility['psnr']:.1f} dB, "
@@ -136,6 +162,8 @@ def main() -> None:
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},
         "region_perceptibility": {k: float(np.mean(v)) for k, v in region.items()},
         "crop_jitter": result.crop_jitter, "psnr_floor": result.psnr_floor,
+        "jpeg_output": args.jpeg_output,
+        "through_output": args.through_output if args.jpeg_output is not None else None,
         "threshold": "Ruiz MSE > 0.05 on [-1,1], per (image, condition)",
         "disrupted_fraction": {c: {n: float(np.mean(hits[(c, n)])) for n in names}
                                for c in [*channel_names, HELD_OUT]},

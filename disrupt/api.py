@@ -20,7 +20,13 @@ from torch import Tensor
 from attacks import Attack
 from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
 from disrupt.core.masking import load_mask
-from disrupt.core.pipeline import changeable_mask, evaluation_targets, perturb, plan_protection
+from disrupt.core.pipeline import (
+    changeable_mask,
+    eot_for_output,
+    evaluation_targets,
+    perturb,
+    plan_protection,
+)
 from disrupt.core.seeding import check_seed, move_to, resolve_device
 from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError, NotDisrupted, SettingError
@@ -36,6 +42,7 @@ from disrupt.imaging import (
     save_image,
 )
 from disrupt.imaging.pixels import to_pil
+from disrupt.imaging.save import JPEG_QUALITY, check_jpeg_quality
 from targets import Target, load_target
 from targets.registry import list_targets
 
@@ -97,6 +104,9 @@ class ProtectResult:
     #: ``pixels`` (:func:`disrupt.eval.perceptual.region_perceptibility`), on the
     #: saved image. The photo-wide :attr:`perceptibility` counts untouched background.
     region_perceptibility: dict[str, float] = field(default_factory=dict)
+    #: The JPEG quality the attack optimised through (the output's own codec, in
+    #: place of the unchanged view in the EOT mix), or ``None`` for a lossless output.
+    through_jpeg: int | None = None
 
     @property
     def unchanged(self) -> bool:
@@ -121,8 +131,11 @@ class ProtectResult:
         return rgb
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the protected image atomically; never over the source file."""
-        self.output_path = save_image(self.image, Path(path), like=self.source, overwrite=overwrite)
+        """Write the protected image atomically; never over the source file. A JPEG is
+        written at the quality the attack went through (:attr:`through_jpeg`), else 95."""
+        self.output_path = save_image(self.image, Path(path), like=self.source,
+                                      overwrite=overwrite,
+                                      jpeg_quality=self.through_jpeg or JPEG_QUALITY)
         return self.output_path
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +157,7 @@ class ProtectResult:
                 "objective": self.objective,
                 "perceptual": self.perceptual,
                 "crop_jitter": self.crop_jitter,
+                "through_jpeg": self.through_jpeg,
             },
             "seed": self.seed,
             "strength": self.strength,
@@ -262,6 +276,7 @@ def protect(
     device: str | torch.device = "cpu",
     output: str | Path | None = None,
     overwrite: bool = False,
+    jpeg_quality: int | None = None,
     require_disruption: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProtectResult:
@@ -317,7 +332,12 @@ def protect(
         device: where to run: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
             ``"auto"`` (a GPU when there is one).
         output: if given, write the protected image there (atomically; never over
-            the input; an existing file only with ``overwrite``).
+            the input; an existing file only with ``overwrite``). A JPEG output
+            (``.jpg``/``.jpeg``, quality 95, 4:4:4) is optimised through that codec
+            (see :func:`~disrupt.core.pipeline.eot_for_output`) and measured as
+            written; WebP, PNG and TIFF outputs are lossless.
+        jpeg_quality: the quality of a JPEG ``output`` (1 to 100; default 95), which
+            the attack then optimises through. Only with a ``.jpg``/``.jpeg`` output.
         require_disruption: raise :class:`~disrupt.errors.NotDisrupted` (after writing
             ``output``) when any target's output for any condition stays at or under
             the threshold, so a pipeline can act on it.
@@ -347,6 +367,11 @@ def protect(
                                      perceptual, crop_jitter)):
         raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot, "
                            "psnr, objective, perceptual and crop_jitter: pass one or the other")
+    lossy = output is not None and Path(output).suffix.lower() in LOSSY_SUFFIXES
+    if jpeg_quality is not None and not lossy:
+        raise SettingError(f"jpeg_quality={jpeg_quality!r} needs a .jpg or .jpeg output "
+                           f"(got {'no output' if output is None else repr(str(output))})")
+    quality = check_jpeg_quality(jpeg_quality if jpeg_quality is not None else JPEG_QUALITY)
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
@@ -354,8 +379,9 @@ def protect(
     move_to(chosen, dev)
     x = source.rgb.to(dev)
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
+    budget, transforms = eot_for_output(budget, quality if lossy else None)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
-                             progress=progress)
+                             transforms=transforms, progress=progress)
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
@@ -376,6 +402,7 @@ def protect(
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,
         crop_jitter=budget.crop_jitter,
+        through_jpeg=quality if lossy else None,
     )
     measured = protected
     if output is not None:

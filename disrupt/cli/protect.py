@@ -107,6 +107,9 @@ def protect(
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
                                         "cuda:N or mps.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    jpeg_quality: Annotated[int | None, typer.Option(
+        help="Quality of a .jpg output (1-100, default 95); the attack optimises through "
+        "that JPEG.")] = None,
     require_disruption: Annotated[bool, typer.Option(
         "--require-disruption", help="Exit 1 when any model's output for any condition stays "
         "under the disruption threshold (the protected copy is still written).")] = False,
@@ -164,6 +167,8 @@ def protect(
         raise typer.Exit(EXIT_FAILURE)
     try:
         outputs = _output_paths(inputs, output, overwrite)
+        if jpeg_quality is not None:
+            _check_jpeg_outputs(outputs, jpeg_quality)
     except (UsageError, DisruptError) as exc:
         raise _fail(exc) from None
     try:
@@ -183,7 +188,7 @@ def protect(
     for photo, out_path in zip(inputs, outputs, strict=True):
         try:
             result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
-                              start_from, seed, dev, overwrite, quiet)
+                              start_from, seed, dev, overwrite, quiet, jpeg_quality)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1
@@ -247,11 +252,23 @@ def _output_paths(inputs: list[Path], output: str | None, overwrite: bool) -> li
     return outs
 
 
+def _check_jpeg_outputs(outputs: list[Path], quality: int) -> None:
+    """``--jpeg-quality`` needs every output to be a JPEG, and a quality Pillow takes."""
+    from disrupt.imaging.save import check_jpeg_quality
+
+    check_jpeg_quality(quality)
+    other = [o for o in outputs if o.suffix.lower() not in (".jpg", ".jpeg")]
+    if other:
+        raise UsageError(f"--jpeg-quality needs .jpg outputs; {other[0]} is not one "
+                         "(use -o NAME.jpg)")
+
+
 def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
              faces: bool | None, mask: Path | None, start_from: Path | str | None, seed: int,
-             device: Any, overwrite: bool, quiet: bool) -> Any:
+             device: Any, overwrite: bool, quiet: bool, jpeg_quality: int | None = None) -> Any:
     options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
-                   seed=seed, device=device, output=out_path, overwrite=overwrite)
+                   seed=seed, device=device, output=out_path, overwrite=overwrite,
+                   jpeg_quality=jpeg_quality)
     if quiet or not sys.stderr.isatty():
         return protect_api(photo, **options)
     from rich.console import Console
@@ -308,7 +325,9 @@ def _render_summary(s: dict[str, Any]) -> str:
            if "strength" in s else "")
         + f", objective {s['attack'].get('objective', 'mean')}"
         + (", perceptual shaping" if s["attack"].get("perceptual") else "")
-        + (", crop jitter" if s['attack'].get("crop_jitter") else ""),
+        + (", crop jitter" if s['attack'].get("crop_jitter") else "")
+        + (f", through JPEG q{s['attack']['through_jpeg']}"
+           if s["attack"].get("through_jpeg") else ""),
         _render_region(s),
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",

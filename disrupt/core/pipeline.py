@@ -59,7 +59,7 @@ from disrupt.core.masking import (
 from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
 from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import seeded
-from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform
+from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, FixedJPEG, RandomJPEG, RandomTransform
 from disrupt.core.universal import place_universal
 from targets.base import Target
 
@@ -67,6 +67,7 @@ __all__ = [
     "EOT_ON_PHOTO_MAX_PIXELS",
     "EotPlacement",
     "changeable_mask",
+    "eot_for_output",
     "FaceStatus",
     "Plan",
     "evaluation_targets",
@@ -296,6 +297,26 @@ def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None) -> T
     norm = fine.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     scale = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1) / norm.clamp_min(1e-12)
     return (x + fine * scale).clamp(0.0, 1.0)
+
+
+def eot_for_output(
+    budget: Budget, jpeg_quality: float | None
+) -> tuple[Budget, tuple[RandomTransform, ...]]:
+    """The budget and EOT mix for an output format.
+
+    A lossless output (``jpeg_quality=None``) keeps ``budget`` and
+    :data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS` (the file as saved, and JPEG
+    50-95). A JPEG output is never seen unchanged, so its own codec
+    (:class:`~disrupt.core.transforms.FixedJPEG` at ``jpeg_quality``) takes the
+    unchanged view's place; EOT is turned on for it even where the preset has none,
+    the attack then going through the output's codec alone.
+    """
+    if jpeg_quality is None:
+        return budget, JPEG_EOT_TRANSFORMS
+    saved = FixedJPEG(float(jpeg_quality))
+    if budget.eot:
+        return budget, (saved, RandomJPEG())
+    return replace(budget, eot=True, eot_samples=1), (saved,)
 
 
 def perturb(

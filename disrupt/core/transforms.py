@@ -18,6 +18,7 @@ seeded ``torch.Generator``. The random transforms, each differentiable and each
 ``(B, 3, H, W)`` in ``[0, 1]`` -> same shape and range:
 
 - :class:`RandomJPEG`: kornia's differentiable JPEG, quality in ``[50, 95]``.
+- :class:`FixedJPEG`: the codec our JPEG outputs are saved with (4:4:4, one quality).
 - :class:`RandomResize`: shrink by a scale in ``[0.5, 1]`` (antialiased) and back.
 - :class:`RandomGaussianBlur` (sigma in ``[0.5, 2]``) and :class:`RandomBoxBlur`
   (side 3 or 5), both through :class:`Blur`.
@@ -40,9 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrupt.core.jpeg import jpeg444_differentiable
+
 __all__ = [
     "DEFAULT_EOT_TRANSFORMS",
     "Blur",
+    "FixedJPEG",
     "Identity",
     "InputDiversity",
     "JPEG_EOT_TRANSFORMS",
@@ -223,6 +227,28 @@ class RandomJPEG:
     def sample(self, generator: torch.Generator | None = None) -> Transform:
         q = draw_uniform(*self.quality, generator)
         return partial(jpeg_differentiable, quality=q)
+
+
+@dataclass(frozen=True)
+class FixedJPEG:
+    """Differentiable JPEG at one quality with 4:4:4 chroma: the codec a JPEG output
+    is saved with (:func:`disrupt.core.jpeg.jpeg444_differentiable`).
+
+    Not random: every draw is the same codec. In an EOT mix
+    it stands for "the file as written" when the output is a JPEG, in place of
+    :class:`Identity` (a lossy output is never seen unchanged).
+    """
+
+    quality: float = 95.0
+    name: str = "jpeg-output"
+
+    def __post_init__(self) -> None:
+        _check_range("quality", self.quality, self.quality, floor=1.0)
+        if self.quality > 100:
+            raise ValueError(f"quality must be <= 100, got {self.quality}")
+
+    def sample(self, generator: torch.Generator | None = None) -> Transform:
+        return partial(jpeg444_differentiable, quality=self.quality)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,16 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from disrupt.errors import ImageError, one_line, printable
+from disrupt.errors import ImageError, SettingError, one_line, printable
 from disrupt.files import write_atomically
 from disrupt.imaging.load import OUTPUT_FORMATS, LoadedImage, load_image
 from disrupt.imaging.pixels import to_uint8
 
 logger = logging.getLogger(__name__)
+
+#: JPEG outputs are written at this quality with 4:4:4 chroma; :func:`disrupt.api.protect`
+#: optimises through a JPEG at the same quality when the output is a JPEG.
+JPEG_QUALITY = 95
 
 
 def default_output_path(
@@ -60,11 +64,18 @@ def _check_output_folder(folder: Path) -> None:
         raise ImageError(f"{shown}: output folder is not writable")
 
 
-def _save_options(fmt: str, like: LoadedImage | None) -> dict[str, Any]:
+def check_jpeg_quality(quality: int) -> int:
+    """``quality`` if it is a JPEG quality Pillow takes (an integer, 1 to 100)."""
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise SettingError(f"JPEG quality must be an integer from 1 to 100, got {quality!r}")
+    return quality
+
+
+def _save_options(fmt: str, like: LoadedImage | None, jpeg_quality: int) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if fmt == "JPEG":
         # 4:4:4 keeps the chroma of the perturbation that 4:2:0 would average away.
-        options.update(quality=95, subsampling=0)
+        options.update(quality=jpeg_quality, subsampling=0)
     elif fmt == "WEBP":
         options.update(lossless=True)
     elif fmt == "TIFF":
@@ -102,11 +113,12 @@ def save_image(
     *,
     like: LoadedImage | None = None,
     overwrite: bool = False,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> Path:
     """Write an image atomically, as 8 bits, and return the path written.
 
-    The format follows the suffix: ``.png``; ``.jpg``/``.jpeg`` (quality 95, 4:4:4
-    chroma: lossy, weakens the perturbation); ``.webp`` (lossless); ``.tif``/
+    The format follows the suffix: ``.png``; ``.jpg``/``.jpeg`` (``jpeg_quality``,
+    4:4:4 chroma: lossy, weakens the perturbation); ``.webp`` (lossless); ``.tif``/
     ``.tiff`` (deflate). The data go to a temporary file in the same folder, are
     fsynced, then renamed over the target, so a crash never leaves a half-written
     output and a failed write never touches an existing file.
@@ -118,6 +130,8 @@ def save_image(
         like: the :class:`LoadedImage` this came from: its alpha, ICC profile and
             EXIF (orientation 1) are written too, and its ``path`` is never written.
         overwrite: replace an existing output file (never the input).
+        jpeg_quality: quality of a JPEG output (1 to 100, 4:4:4 chroma); ignored for
+            the lossless formats.
 
     Returns:
         ``Path(path)``.
@@ -137,6 +151,7 @@ def save_image(
         )
     if like is not None and like.path is not None and _same_file(out, like.path):
         raise ImageError(f"{shown}: refusing to write over the input image")
+    check_jpeg_quality(jpeg_quality)
     pixels = to_uint8(image)
     pil = _to_pil(pixels, like, fmt, shown)
     folder = out.parent
@@ -150,7 +165,7 @@ def save_image(
         existing_mode = out.stat().st_mode & 0o7777
 
     def write(f: IO[bytes]) -> None:
-        pil.save(f, format=fmt, **_save_options(fmt, like))
+        pil.save(f, format=fmt, **_save_options(fmt, like, jpeg_quality))
 
     try:
         write_atomically(out, write, mode=existing_mode)
