@@ -206,13 +206,13 @@ def _rate(hits: list[float], mses: list[float]) -> dict[str, Any]:
 def measure_photo(
     photo: Photo, targets: Sequence[Any], *, seed: int = 0, strength: str | None = None,
     objective: str | None = None, perceptual: bool | None = None,
-    crop_jitter: bool | None = None, psnr: float | None = None,
+    crop_jitter: bool | None = None, psnr: float | None = None, detector: str = "haar",
 ) -> dict[str, Any]:
     """Protect one photo and measure every target per channel (see the module docstring)."""
     start = time.perf_counter()
     result = protect(photo.image, targets=targets, seed=seed, strength=strength,
                      objective=objective, perceptual=perceptual, crop_jitter=crop_jitter,
-                     psnr=psnr)
+                     psnr=psnr, detector=detector)
     protect_seconds = time.perf_counter() - start
     rows: dict[str, list[dict[str, Any]]] = {"none": [d.to_dict() for d in result.disruption]}
     face_status = {"none": result.face_status}
@@ -220,7 +220,7 @@ def measure_photo(
     for name in CHANNELS[1:]:
         apply = channel_fn(name)
         checked = verify(apply(photo.image), apply(result.image), targets=targets, faces=None,
-                         seed=seed)
+                         detector=detector, seed=seed)
         rows[name] = [d.to_dict() for d in checked.disruption]
         face_status[name] = checked.face_status
         faces[name] = len(checked.faces)
@@ -281,6 +281,7 @@ def run_benchmark(
     strength: str | None = None, objective: str | None = None,
     perceptual: bool | None = None, crop_jitter: bool | None = None,
     psnr: float | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+    detector: str = "haar",
 ) -> dict[str, Any]:
     """Protect and measure every photo; ``targets`` ``None`` means the bundled set.
 
@@ -292,7 +293,7 @@ def run_benchmark(
     for photo in photos:
         record = measure_photo(photo, chosen, seed=seed, strength=strength,
                                objective=objective, perceptual=perceptual,
-                               crop_jitter=crop_jitter, psnr=psnr)
+                               crop_jitter=crop_jitter, psnr=psnr, detector=detector)
         images.append(record)
         if progress is not None:
             progress(record)
@@ -371,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction)
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction)
     parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
+    parser.add_argument("--detector", default="haar", choices=["haar", "dlib"],
+                        help="face detector for protect and for measuring (default haar)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
@@ -398,14 +401,16 @@ def main(argv: list[str] | None = None) -> int:
 
     results = run_benchmark(photos, seed=args.seed, strength=args.strength,
                             objective=args.objective, perceptual=args.perceptual,
-                            crop_jitter=args.crop_jitter, psnr=args.psnr, progress=progress)
+                            crop_jitter=args.crop_jitter, psnr=args.psnr, progress=progress,
+                            detector=args.detector)
     results = {
         "command": command, "argv": given, "threads": args.threads,
         "omp_num_threads": omp, "torch": torch.__version__,
         "git": git_commit(),
         "sets_asked": args.sets, "per_set": args.per_set, "large": args.large,
         "strength": args.strength, "objective": args.objective, "perceptual": args.perceptual,
-        "crop_jitter": args.crop_jitter, "psnr": args.psnr, **results,
+        "crop_jitter": args.crop_jitter, "psnr": args.psnr, "detector": args.detector,
+        **results,
     }
     text = markdown(results)
     print(text, end="")

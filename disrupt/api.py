@@ -107,6 +107,9 @@ class ProtectResult:
     #: The JPEG quality the attack optimised through (the output's own codec, in
     #: place of the unchanged view in the EOT mix), or ``None`` for a lossless output.
     through_jpeg: int | None = None
+    #: The face detector that placed the crops (``"haar"`` or ``"dlib"``), or ``None``
+    #: when none ran (see :attr:`face_status`).
+    detector: str | None = None
 
     @property
     def unchanged(self) -> bool:
@@ -166,6 +169,7 @@ class ProtectResult:
             "faces": [list(b) for b in self.faces],
             "measured_faces": [list(b) for b in self.measured_faces],
             "face_status": self.face_status,
+            "detector": self.detector,
             "masked": self.masked,
             "universal": self.universal,
             "targets": self.targets,
@@ -270,6 +274,7 @@ def protect(
     perceptual: bool | None = None,
     crop_jitter: bool | None = None,
     faces: bool | None = None,
+    detector: str = "haar",
     mask: ImageInput | None = None,
     universal: str | Path | Tensor | None = None,
     seed: int = 0,
@@ -320,6 +325,11 @@ def protect(
             the photo is at least twice the targets' input size. When no face is found
             the whole photo is protected and ``result.face_status`` says
             ``"none-found"`` (see :mod:`disrupt.core.faces`).
+        detector: ``"haar"`` (OpenCV's cascades, the default) or ``"dlib"`` (eye
+            landmarks: finds more faces and survives JPEG better; needs
+            ``pip install 'disrupt-deepfakes[landmarks]'``; see
+            :mod:`disrupt.core.landmarks`). Disruption is measured through faces found
+            again, by the same detector, on the protected image.
         mask: an image the photo's size (file, PIL, array or tensor): white = may
             change, black = keep exactly, grey = a proportional share of the budget.
         universal: a universal perturbation (safetensors file from
@@ -378,7 +388,7 @@ def protect(
     start_delta = load_universal(universal) if universal is not None else None
     move_to(chosen, dev)
     x = source.rgb.to(dev)
-    plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
+    plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor, detector=detector)
     budget, transforms = eot_for_output(budget, quality if lossy else None)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
                              transforms=transforms, progress=progress)
@@ -403,6 +413,7 @@ def protect(
         perceptual=budget.perceptual and budget.psnr is not None,
         crop_jitter=budget.crop_jitter,
         through_jpeg=quality if lossy else None,
+        detector=detector if plan.face_status in ("used", "none-found") else None,
     )
     measured = protected
     if output is not None:
@@ -415,7 +426,8 @@ def protect(
         measured, x, changeable_mask(plan, (x.shape[-2], x.shape[-1])), st_lpips_net=None)
     # Measure as a manipulator (and `disrupt verify`) would: faces detected on the
     # protected file itself, which can fall a pixel away from those found on the input.
-    seen = plan_protection(measured, chosen, faces=faces) if plan.face_status == "used" else plan
+    seen = (plan_protection(measured, chosen, faces=faces, detector=detector)
+            if plan.face_status == "used" else plan)
     result.measured_faces = [b.as_tuple() for b in seen.faces]
     result.disruption = measure_disruption(evaluation_targets(chosen, seen), x, measured,
                                            seed=seed)[0]

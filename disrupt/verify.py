@@ -121,6 +121,8 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     picture_path: Path | None = None
     face_status: str = "off"
+    #: The face detector used (``None`` when none ran).
+    detector: str | None = None
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)
     crops: list[tuple[int, int, int, int]] = field(default_factory=list)
     regions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -180,6 +182,7 @@ class VerifyResult:
             "protected_size": list(self.protected_size),
             "resized": self.resized,
             "face_status": self.face_status,
+            "detector": self.detector,
             "faces": [list(b) for b in self.faces],
             "crops": [list(b) for b in self.crops],
             "threshold": self.threshold,
@@ -225,6 +228,7 @@ def verify(
     weights: Mapping[str, str | Path] | None = None,
     threshold: float = RUIZ_THRESHOLD,
     faces: bool | None = None,
+    detector: str = "haar",
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> VerifyResult:
@@ -242,6 +246,8 @@ def verify(
             least twice the targets' input size. Faces are looked for on the
             protected image (after any resize to the original's size); each face's
             canonical crop box is then cut from both images, as protect measures.
+        detector: the face detector, as :func:`disrupt.api.protect`'s (use the one
+            the photo was protected with).
         seed: seeds stochastic generators identically for both images.
         device: where the targets run (``"auto"``: a GPU when there is one).
 
@@ -275,7 +281,7 @@ def verify(
 
     # As protect measures (disrupt.api.protect), but with the faces a manipulator finds
     # on the protected image: the same canonical boxes are cut from both images.
-    plan = plan_protection(x_prot, chosen, faces=faces)
+    plan = plan_protection(x_prot, chosen, faces=faces, detector=detector)
     measured = evaluation_targets(chosen, plan)
     rows = measure_disruption(measured, x, x_prot, threshold=threshold, seed=seed)[0]
     outputs = {t.name: _outputs(t, x, x_prot, seed) for t in measured}
@@ -298,6 +304,7 @@ def verify(
         threshold=threshold,
         notes=notes,
         face_status=plan.face_status,
+        detector=detector if plan.face_status in ("used", "none-found") else None,
         faces=[b.as_tuple() for b in plan.faces],
         crops=[b.as_tuple() for b in plan.canonical],
         regions=regions,

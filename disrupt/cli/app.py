@@ -100,6 +100,23 @@ def _check_device_and_seed(device: str, seed: int) -> Any:
         raise UsageError(f"--{str(exc)}") from None
 
 
+#: ``--detector`` for protect and verify.
+DETECTOR_HELP = ("Face detector: haar (OpenCV, built in) or dlib (eye landmarks; finds more "
+                 "faces; pip install 'disrupt-deepfakes[landmarks]'). Verify with the one "
+                 "you protected with.")
+
+
+def _check_detector(detector: str) -> None:
+    """:class:`UsageError` for an unknown ``--detector`` or a missing optional extra."""
+    if detector not in ("haar", "dlib"):
+        raise UsageError(f"--detector must be haar or dlib, got {detector!r}")
+    if detector == "dlib":
+        from disrupt.core.landmarks import LANDMARKS_EXTRA, landmarks_available
+
+        if not landmarks_available():
+            raise UsageError(f"--detector dlib needs an optional extra: {LANDMARKS_EXTRA}")
+
+
 def _device_or_exit(device: str) -> Any:
     """The torch device for ``--device``, or exit 2 with a one-line error."""
     try:

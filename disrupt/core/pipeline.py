@@ -61,6 +61,7 @@ from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, FixedJPEG, RandomJPEG, RandomTransform
 from disrupt.core.universal import place_universal
+from disrupt.errors import SettingError
 from targets.base import Target
 
 __all__ = [
@@ -71,6 +72,8 @@ __all__ = [
     "FaceStatus",
     "Plan",
     "evaluation_targets",
+    "find_faces",
+    "DETECTORS",
     "perturb",
     "plan_protection",
     "run_protection",
@@ -130,6 +133,24 @@ def _max_input_side(targets: Sequence[Target]) -> int | None:
     return max(sides) if sides else None
 
 
+#: Face detectors: ``haar`` (OpenCV's cascades, in the core install) and ``dlib``
+#: (landmarks, the ``landmarks`` extra; :mod:`disrupt.core.landmarks`).
+DETECTORS: tuple[str, ...] = ("haar", "dlib")
+
+
+def find_faces(x: Tensor, detector: str = "haar") -> list[Box]:
+    """Face boxes in the Haar detector's units (so :data:`CROP_FAMILY` applies to
+    either detector), largest first. ``x`` is ``(1, 3, H, W)`` in ``[0, 1]``."""
+    if detector == "haar":
+        return detect_faces(x)
+    if detector == "dlib":
+        from disrupt.core.landmarks import detect_landmarks, landmark_box
+
+        size = (x.shape[-2], x.shape[-1])
+        return [landmark_box(f, size) for f in detect_landmarks(x)]
+    raise SettingError(f"unknown face detector {detector!r} (use {' or '.join(DETECTORS)})")
+
+
 def plan_protection(
     x: Tensor,
     targets: Sequence[Target],
@@ -137,6 +158,7 @@ def plan_protection(
     faces: bool | None = None,
     mask: Tensor | None = None,
     family: Sequence[CropSpec] = CROP_FAMILY,
+    detector: str = "haar",
 ) -> Plan:
     """Decide which crops to attack and which pixels may change.
 
@@ -147,6 +169,7 @@ def plan_protection(
             photo is at least :data:`AUTO_FACES_FACTOR` times the largest target input.
         mask: ``(1, 1, H, W)`` in ``[0, 1]`` (1 = protect) or ``None``.
         family: crop boxes per face.
+        detector: ``"haar"`` or ``"dlib"`` (see :func:`find_faces`).
     """
     h, w = x.shape[-2:]
     whole = Box(0, 0, w, h)
@@ -159,7 +182,7 @@ def plan_protection(
         if faces is None and side is not None and min(h, w) < AUTO_FACES_FACTOR * side:
             status = "small-image"
         else:
-            found = detect_faces(x)
+            found = find_faces(x, detector)
             status = "used" if found else "none-found"
     boxes = [whole]
     canonical: list[Box] = []
