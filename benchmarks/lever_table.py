@@ -4,7 +4,8 @@
 
 Each JSON is one run of benchmarks/default_protection.py (one setting over the same
 faces). Cells: disrupted as saved / after JPEG 75 / on held-out crops, per model;
-then the changed region's PSNR, SSIM and CIEDE2000 mean.
+then the changed region's PSNR, SSIM and CIEDE2000 mean. With ``--jpeg-output Q``,
+"as saved" is the JPEG file and every channel starts from it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def label(run: dict) -> str:
         parts.append(run.get("perceptual_variant", "perceptual (texture caps + high-pass)"))
     if run.get("crop_jitter"):
         parts.append("crop jitter")
+    if run.get("jpeg_output"):
+        how = "through its codec" if run.get("through_output") else "saved after the attack"
+        parts.append(f"JPEG {run['jpeg_output']} output, {how} (as saved = that file)")
     return ", ".join(parts)
 
 
