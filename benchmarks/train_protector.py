@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--margin", type=float, default=1.0)
+    parser.add_argument("--objective", default="mean", choices=["mean", "balanced"])
+    parser.add_argument("--margin", type=float, default=1.0, help="balanced objective's")
     parser.add_argument("--conditions-per-step", type=int, default=1)
     parser.add_argument("--every", type=int, default=50, help="validate/checkpoint every N")
     parser.add_argument("--seed", type=int, default=0)
@@ -63,7 +64,7 @@ def main() -> None:
     del faces
     universal = load_universal("bundled")
     config = ProtectorConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             width=args.width, margin=args.margin,
+                             width=args.width, objective=args.objective, margin=args.margin,
                              conditions_per_step=args.conditions_per_step, seed=args.seed,
                              every=args.every)
     args.folder.mkdir(parents=True, exist_ok=True)

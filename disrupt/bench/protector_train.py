@@ -3,9 +3,10 @@
 Each step takes a mini-batch of face crops (``(B, 3, S, S)``, the photo's own pixels),
 makes their perturbations in one forward pass, shapes them exactly as ``protect``
 does at the ``mid`` budget (:func:`~disrupt.core.protector.fit_to_budget`: high-pass,
-texture caps, PSNR floor), and ascends the balanced objective
-(:class:`~disrupt.core.objectives.BalancedAway`, one :class:`Ensemble` member per
-target) in expectation over what happens to a posted photo: JPEG 50-95 or none
+texture caps, PSNR floor), and ascends the mean over targets of the default preset's
+objective (:class:`~disrupt.core.objectives.AwayFromClean`; or, with
+``objective="balanced"``, :class:`~disrupt.core.objectives.BalancedAway`) in
+expectation over what happens to a posted photo: JPEG 50-95 or none
 (:data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS`) on the whole crop, then a crop
 drawn from :class:`~disrupt.core.crops.CropJitter` resized to each model's input.
 Each step scores ``conditions_per_step`` conditions per target drawn at random (an
@@ -32,7 +33,7 @@ from torch import Tensor
 from disrupt.core.crops import CropJitter, crop_resize
 from disrupt.core.faces import Box
 from disrupt.core.masking import texture_caps
-from disrupt.core.objectives import BalancedAway
+from disrupt.core.objectives import AwayFromClean, BalancedAway
 from disrupt.core.protector import PerturbationNet, fit_to_budget, protector_raw, save_protector
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS
 from disrupt.eval.evaluation import measure_disruption
@@ -55,6 +56,9 @@ class ProtectorConfig:
     psnr: float = 33.0
     cap: float = 16 / 255
     perceptual: bool = True
+    #: ``"mean"`` (:class:`AwayFromClean`: the default preset's objective) or
+    #: ``"balanced"`` (:class:`BalancedAway`).
+    objective: str = "mean"
     #: BalancedAway's margin: outputs are pushed to ``(1 + margin)`` times the threshold.
     margin: float = 1.0
     conditions_per_step: int = 1
@@ -115,8 +119,9 @@ def _step_score(net: PerturbationNet, targets: Sequence[Target], x: Tensor,
         conditions = list(target.conditions)
         k = min(config.conditions_per_step, len(conditions))
         picked = torch.randperm(len(conditions), generator=generator)[:k].tolist()
-        objective = BalancedAway(target, crop_resize(x, box, size),
-                                 [conditions[i] for i in picked], margin=config.margin)
+        clean, chosen = crop_resize(x, box, size), [conditions[i] for i in picked]
+        objective = (BalancedAway(target, clean, chosen, margin=config.margin)
+                     if config.objective == "balanced" else AwayFromClean(target, clean, chosen))
         scores.append(objective(crop_resize(x_adv, box, size)))
     return torch.stack(scores).mean(dim=0)
 
