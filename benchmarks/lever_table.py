@@ -23,6 +23,10 @@ def label(run: dict) -> str:
         parts.append(run.get("perceptual_variant", "perceptual (texture caps + high-pass)"))
     if run.get("crop_jitter"):
         parts.append("crop jitter")
+    if run.get("protector"):
+        steps = run.get("refine_steps") or 0
+        parts.append(f"amortized protector ({run['protector']})"
+                     + (f" + {steps} steps" if steps else ", forward pass only"))
     return ", ".join(parts)
 
 

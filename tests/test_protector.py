@@ -204,3 +204,16 @@ def test_bundled_protector_disrupts_more_than_same_size_noise_on_a_held_out_face
     mse_ours = sum(d.ruiz_mse for d in measure_disruption([stargan], x, ours)[0])
     mse_random = sum(d.ruiz_mse for d in measure_disruption([stargan], x, random)[0])
     assert mse_ours > 3 * mse_random, (mse_ours, mse_random)
+
+
+def test_a_damaged_bundled_protector_fails_loudly(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import disrupt.core.protector as protector
+
+    data = bytearray(BUNDLED_PROTECTOR.read_bytes())
+    data[-1] ^= 0xFF
+    damaged = tmp_path / BUNDLED_PROTECTOR.name
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(protector, "BUNDLED_PROTECTOR", damaged)
+    with pytest.raises(DisruptError, match="sha256 does not match the bundled protector"):
+        load_protector("bundled")
