@@ -10,6 +10,10 @@ protected image, and ``G(channel(protected))`` is compared with ``G(channel(orig
 
 Run: python benchmarks/default_protection.py --images ../shared/data/celeba10k/images
          [--limit 100] [--first 9401] [--strength mid] [--out runs/default_protection.json]
+         [--protector bundled [--refine-steps N]]
+
+``--protector`` measures the amortized protector (``disrupt protect --fast``) instead of
+the iterative attack: one forward pass, then ``--refine-steps`` attack steps (default 0).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from PIL import Image
 
 from disrupt import protect
 from disrupt.api import default_targets
+from disrupt.bench.report import environment
 from disrupt.core.crops import CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
@@ -98,6 +103,10 @@ def main() -> None:
                         help="with --jpeg-output: let protect() optimise through that JPEG "
                         "(its default); --no-through-output attacks for a lossless file and "
                         "saves the JPEG afterwards")
+    parser.add_argument("--protector", default=None,
+                        help="'bundled' or a protector file: the amortized mode (--fast)")
+    parser.add_argument("--refine-steps", type=int, default=None,
+                        help="with --protector: attack steps after the forward pass (default 0)")
     args = parse_face_options(parser)
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
@@ -116,7 +125,8 @@ def main() -> None:
         start = time.perf_counter()
         options = dict(targets=targets, strength=args.strength, seed=args.seed,
                        objective=args.objective, perceptual=args.perceptual,
-                       crop_jitter=args.crop_jitter, psnr=args.psnr)
+                       crop_jitter=args.crop_jitter, psnr=args.psnr,
+                       protector=args.protector, steps=args.refine_steps)
         saved_path = scratch / f"{i:06d}.jpg"
         if args.jpeg_output is not None and args.through_output:
             result = protect(x, **options, output=saved_path, jpeg_quality=args.jpeg_output)
@@ -156,6 +166,8 @@ def main() -> None:
         "images": f"CelebA {args.first:06d}-{args.first + args.limit - 1:06d}, CenterCrop(89)",
         "strength": args.strength, "objective": result.objective,
         "perceptual": result.perceptual, "seed": args.seed,
+        "protector": args.protector, "refine_steps": result.protector_steps,
+        "environment": environment(args.seed, torch.device("cpu")),
         "torch": torch.__version__,
         "threads": args.threads, "targets": names,
         "seconds_per_image": float(np.mean(seconds)),

@@ -27,6 +27,10 @@ def label(run: dict) -> str:
     if run.get("jpeg_output"):
         how = "through its codec" if run.get("through_output") else "saved after the attack"
         parts.append(f"JPEG {run['jpeg_output']} output, {how} (as saved = that file)")
+    if run.get("protector"):
+        steps = run.get("refine_steps") or 0
+        parts.append(f"amortized protector ({run['protector']})"
+                     + (f" + {steps} steps" if steps else ", forward pass only"))
     return ", ".join(parts)
 
 

@@ -27,6 +27,7 @@ from disrupt.core.pipeline import (
     perturb,
     plan_protection,
 )
+from disrupt.core.protector import PerturbationNet, load_protector
 from disrupt.core.seeding import check_seed, move_to, resolve_device
 from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError, NotDisrupted, SettingError
@@ -89,6 +90,9 @@ class ProtectResult:
     face_status: str = "off"
     masked: bool = False
     universal: bool = False
+    #: Refinement steps after the amortized protector's forward pass (``None``: no
+    #: protector; ``0``: the forward pass alone, ``attack`` then never ran).
+    protector_steps: int | None = None
     #: The PSNR floor (dB) over the protected pixels, or ``None`` for a plain L-inf
     #: budget; with a floor, ``attack`` is L2 (``eps`` the radius) with ``linf_cap``.
     psnr_floor: float | None = None
@@ -152,7 +156,8 @@ class ProtectResult:
                 "eps": self.attack.eps,
                 "eps_255": self.attack.eps * 255,
                 "alpha": self.attack.alpha,
-                "steps": self.attack.steps,
+                "steps": (self.attack.steps if self.protector_steps is None
+                          else self.protector_steps),
                 "norm": self.attack.norm,
                 "linf_cap_255": (None if self.attack.linf_cap is None
                                  else self.attack.linf_cap * 255),
@@ -172,6 +177,7 @@ class ProtectResult:
             "detector": self.detector,
             "masked": self.masked,
             "universal": self.universal,
+            "protector": self.protector_steps is not None,
             "targets": self.targets,
             "perceptibility": self.perceptibility,
             "region_perceptibility": self.region_perceptibility,
@@ -277,6 +283,7 @@ def protect(
     detector: str = "haar",
     mask: ImageInput | None = None,
     universal: str | Path | Tensor | None = None,
+    protector: str | Path | PerturbationNet | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     output: str | Path | None = None,
@@ -336,7 +343,14 @@ def protect(
             :func:`disrupt.core.universal.save_universal`, a ``(3, S, S)`` tensor, or
             ``"bundled"`` for the one trained against the bundled models) to start
             from, resized into each face crop; the attack then refines it for
-            ``steps`` (default 5) steps: the fast mode.
+            ``steps`` (default 5) steps.
+        protector: the amortized protector (``"bundled"`` for the one trained against
+            the bundled models, a safetensors file from
+            :func:`disrupt.core.protector.save_protector`, or a ready
+            :class:`~disrupt.core.protector.PerturbationNet`): one forward pass makes
+            the perturbation of each face crop, shaped and fitted to the same budget as
+            the attack's; then ``steps`` (default 0) refinement steps. The fast mode
+            (``disrupt protect --fast``). Excludes ``universal``.
         seed: seeds the random start, the EOT draws and any stochastic generator
             (0 to 2**64 - 1). Calls from several threads are each deterministic.
         device: where to run: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
@@ -372,7 +386,7 @@ def protect(
                                 steps=steps, alpha=alpha, eot=eot,
                                 universal=universal is not None, psnr=psnr,
                                 objective=objective, perceptual=perceptual,
-                                crop_jitter=crop_jitter)
+                                crop_jitter=crop_jitter, protector=protector is not None)
     elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr, objective,
                                      perceptual, crop_jitter)):
         raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot, "
@@ -385,13 +399,18 @@ def protect(
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
+    if protector is not None and universal is not None:
+        raise SettingError("protector= and universal= are two starting points: pass one")
     start_delta = load_universal(universal) if universal is not None else None
+    net = load_protector(protector) if protector is not None else None
+    refine = (budget.refine_steps or 0) if net is not None else None
     move_to(chosen, dev)
     x = source.rgb.to(dev)
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor, detector=detector)
     budget, transforms = eot_for_output(budget, quality if lossy else None)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
-                             transforms=transforms, progress=progress)
+                             transforms=transforms, progress=progress, protector=net,
+                             refine_steps=refine or 0)
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
@@ -408,6 +427,7 @@ def protect(
         face_status=plan.face_status,
         masked=mask_tensor is not None,
         universal=start_delta is not None,
+        protector_steps=refine,
         psnr_floor=budget.psnr,
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,

@@ -107,19 +107,20 @@ def test_the_bundled_universal_disrupts_stargan_on_test_faces_unlike_noise() -> 
     assert mean_ruiz_mse(stargan, faces, delta) > 5 * mean_ruiz_mse(stargan, faces, noise)
 
 
-def test_cli_fast_starts_from_the_bundled_universal(tmp_path: Path) -> None:
+def test_cli_universal_bundled_starts_from_the_bundled_universal(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from disrupt.cli import app
 
     photo = tmp_path / "face.png"
     photo.write_bytes((Path(__file__).resolve().parents[1] / "examples" / "face.png").read_bytes())
-    result = CliRunner().invoke(app, ["protect", str(photo), "--fast", "--no-eot", "--json",
-                                      "--target", "stargan.celeba64", "-q"])
+    result = CliRunner().invoke(app, ["protect", str(photo), "--universal", "bundled",
+                                      "--no-eot", "--json", "--target", "stargan.celeba64", "-q"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     row = report[0] if isinstance(report, list) else report
     assert row["universal"] is True and row["attack"]["steps"] == 5
+    assert row["protector"] is False
     both = CliRunner().invoke(app, ["protect", str(photo), "--fast", "--universal", "u.st"])
     assert both.exit_code == 2 and "--fast" in both.output
 

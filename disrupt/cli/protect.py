@@ -98,13 +98,15 @@ def protect(
     ] = None,
     universal: Annotated[
         Path | None,
-        typer.Option(help="Universal perturbation (.safetensors) to start from; then "
-                     "--steps (default 5) refinement steps."),
+        typer.Option(help="Universal perturbation (.safetensors, or 'bundled' for the one "
+                     "trained against the bundled models) to start from; then --steps "
+                     "(default 5) refinement steps."),
     ] = None,
     fast: Annotated[
         bool,
-        typer.Option("--fast", help="Start from the universal perturbation bundled for the "
-                     "bundled models, then --steps (default 5) refinement steps."),
+        typer.Option("--fast", help="One forward pass of the amortized protector bundled for "
+                     "the bundled models (same budget and shaping), then --steps (default 0) "
+                     "refinement steps."),
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, "
@@ -139,8 +141,10 @@ def protect(
             raise UsageError(f"--target {', '.join(repeated)} given more than once")
         weight_map = _parse_weights(targets, list(weights or []))
         if fast and universal is not None:
-            raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
-        start_from: Path | str | None = "bundled" if fast else universal
+            raise UsageError("--fast uses the amortized protector, --universal a universal "
+                             "perturbation: pass one")
+        start_from: Path | str | None = (
+            "bundled" if universal is not None and str(universal) == "bundled" else universal)
         dev = _check_device_and_seed(device, seed)
         _check_detector(detector)
     except UsageError as exc:
@@ -151,6 +155,7 @@ def protect(
     from disrupt.api import check_disrupted, resolve_targets
     from disrupt.api import protect as protect_api
     from disrupt.core.budget import resolve_budget
+    from disrupt.core.protector import load_protector
     from disrupt.core.universal import load_universal
     from disrupt.errors import DisruptError, NotDisrupted
     from targets import CheckpointError, UnknownTargetError
@@ -159,9 +164,10 @@ def protect(
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
                                 alpha=alpha_value, eot=eot, universal=start_from is not None,
                                 psnr=psnr, objective=objective, perceptual=perceptual,
-                                crop_jitter=crop_jitter)
+                                crop_jitter=crop_jitter, protector=fast)
         if start_from is not None:
             load_universal(start_from)  # a bad file fails now, not after the models load
+        net = load_protector("bundled") if fast else None
     except (UnknownAttackError, DisruptError) as exc:
         raise _fail(exc) from None
 
@@ -192,7 +198,8 @@ def protect(
     for photo, out_path in zip(inputs, outputs, strict=True):
         try:
             result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
-                              start_from, seed, dev, overwrite, quiet, jpeg_quality, detector)
+                              start_from, net, seed, dev, overwrite, quiet, jpeg_quality,
+                              detector)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1
@@ -268,12 +275,12 @@ def _check_jpeg_outputs(outputs: list[Path], quality: int) -> None:
 
 
 def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
-             faces: bool | None, mask: Path | None, start_from: Path | str | None, seed: int,
-             device: Any, overwrite: bool, quiet: bool, jpeg_quality: int | None = None,
-             detector: str = "haar") -> Any:
+             faces: bool | None, mask: Path | None, start_from: Path | str | None,
+             protector: Any, seed: int, device: Any, overwrite: bool, quiet: bool,
+             jpeg_quality: int | None = None, detector: str = "haar") -> Any:
     options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
-                   seed=seed, device=device, output=out_path, overwrite=overwrite,
-                   jpeg_quality=jpeg_quality, detector=detector)
+                   protector=protector, seed=seed, device=device, output=out_path,
+                   overwrite=overwrite, jpeg_quality=jpeg_quality, detector=detector)
     if quiet or not sys.stderr.isatty():
         return protect_api(photo, **options)
     from rich.console import Console
@@ -302,6 +309,8 @@ def _render_region(s: dict[str, Any]) -> str:
         where += "; masked"
     if s.get("universal"):
         where += "; started from a universal perturbation"
+    if s.get("protector"):
+        where += "; amortized protector"
     return f"  region: {where}"
 
 

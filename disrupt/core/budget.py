@@ -68,6 +68,7 @@ __all__ = [
     "MAX_PSNR_FLOOR",
     "MIN_EPS",
     "STRENGTHS",
+    "PROTECTOR_REFINE_STEPS",
     "UNIVERSAL_REFINE_STEPS",
     "Budget",
     "Strength",
@@ -82,6 +83,9 @@ Strength = Literal["low", "mid", "high"]
 DEFAULT_STRENGTH: Strength = "mid"
 #: Refinement steps after starting from a universal perturbation (unless ``steps`` is given).
 UNIVERSAL_REFINE_STEPS = 5
+#: Attack steps after the amortized protector's forward pass (unless ``steps`` is given):
+#: none, so the fast mode costs one forward pass (README, "Amortized protector").
+PROTECTOR_REFINE_STEPS = 0
 #: What the attack maximises (:attr:`Budget.objective`).
 OBJECTIVES: tuple[str, ...] = ("balanced", "mean")
 #: Smallest largest-change: one 8-bit level (anything smaller rounds away on saving).
@@ -147,6 +151,10 @@ class Budget:
     #: Attack through crops drawn around the canonical ones (scale +-10%, shift +-5%:
     #: :class:`~disrupt.core.crops.CropJitter`) instead of the fixed crops.
     crop_jitter: bool = False
+    #: With the amortized protector: the attack steps after its forward pass (``0``:
+    #: the forward pass alone; :attr:`attack` then keeps one step, never run).
+    #: ``None``: no protector.
+    refine_steps: int | None = None
 
     def attack_for(self, values: int) -> Attack:
         """The attack to run on ``values`` changeable values (3 x protected pixels):
@@ -158,7 +166,11 @@ class Budget:
     def describe(self) -> str:
         """One line: ``pgd, PSNR >= 33 dB over the protected pixels, max change 16.0/255, ...``."""
         a = self.attack
-        return describe_budget(a.name, a.eps, a.steps, self.psnr)
+        text = describe_budget(a.name, a.eps, a.steps, self.psnr)
+        if self.refine_steps is not None:
+            head = text.rsplit(", ", 1)[0]
+            return f"{head}, amortized protector + {self.refine_steps} refinement steps"
+        return text
 
 
 def parse_fraction(text: str) -> float:
@@ -210,6 +222,7 @@ def resolve_budget(
     objective: str | None = None,
     perceptual: bool | None = None,
     crop_jitter: bool | None = None,
+    protector: bool = False,
 ) -> Budget:
     """Merge a strength preset with explicit overrides.
 
@@ -234,6 +247,10 @@ def resolve_budget(
             see :attr:`Budget.perceptual`); ``None``: the preset's.
         crop_jitter: attack through a distribution of crops (see
             :attr:`Budget.crop_jitter`); ``None``: the preset's.
+        protector: the amortized protector makes the perturbation; ``steps`` (default
+            :data:`PROTECTOR_REFINE_STEPS`, may be 0) then counts refinement steps of
+            a quarter of the budget, as after a universal start
+            (:attr:`Budget.refine_steps`). Excludes ``universal``.
 
     Raises:
         SettingError: unknown strength, a bad attack setting, an ``eps`` under one
@@ -241,6 +258,18 @@ def resolve_budget(
             :class:`~disrupt.errors.DisruptError` and a ``ValueError``).
         attacks.UnknownAttackError: unknown attack name.
     """
+    if protector:
+        if universal:
+            raise SettingError("the amortized protector and a universal perturbation are two "
+                               "starting points: use one")
+        refine = PROTECTOR_REFINE_STEPS if steps is None else steps
+        if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+            raise SettingError(f"refinement steps must be an integer >= 0, got {steps!r}")
+        made = resolve_budget(strength, attack=attack, eps=eps, steps=max(1, refine),
+                              alpha=alpha, eot=eot, universal=True, psnr=psnr,
+                              objective=objective, perceptual=perceptual,
+                              crop_jitter=crop_jitter)
+        return replace(made, refine_steps=refine)
     try:
         return _resolve_budget(strength, attack, eps, steps, alpha, eot, universal, psnr,
                                objective, perceptual, crop_jitter)

@@ -27,6 +27,7 @@ region are copied from the input unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -57,6 +58,7 @@ from disrupt.core.masking import (
     texture_caps,
 )
 from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
+from disrupt.core.protector import PerturbationNet, fit_to_budget, protector_raw
 from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, FixedJPEG, RandomJPEG, RandomTransform
@@ -67,6 +69,7 @@ from targets.base import Target
 __all__ = [
     "EOT_ON_PHOTO_MAX_PIXELS",
     "EotPlacement",
+    "amortized_protection",
     "changeable_mask",
     "eot_for_output",
     "FaceStatus",
@@ -249,6 +252,7 @@ def run_protection(
     jitter: CropJitter | None = None,
     jitter_generator: torch.Generator | None = None,
     high_pass_sigma: float | None = None,
+    start: Tensor | None = None,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -268,7 +272,11 @@ def run_protection(
             wider than a few sigma, in the photo's pixels): the objective sees, and the
             result gets, ``high_pass(x_adv - x, sigma)``
             (:func:`~disrupt.core.masking.high_pass`).
+        start: a protected photo ``(1, 3, H, W)`` in ``[0, 1]`` to start from (e.g. the
+            amortized protector's), instead of ``universal``.
     """
+    if start is not None and universal is not None:
+        raise ValueError("start and universal are two starting points: pass one")
     r = plan.region
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
     boxes = [b.shifted(-r.left, -r.top) for b in plan.boxes]
@@ -290,7 +298,8 @@ def run_protection(
         objective = MaskedObjective(objective, x_region, mask)
     if high_pass_sigma is not None:  # outermost: the mask then applies to the filtered change
         objective = HighPassObjective(objective, x_region, high_pass_sigma)
-    start = None
+    if start is not None:
+        start = start[..., r.top : r.bottom, r.left : r.right].to(x_region)
     if universal is not None:
         places = [b.shifted(-r.left, -r.top) for b in plan.canonical] or [
             Box(0, 0, x_region.shape[-1], x_region.shape[-2])
@@ -347,6 +356,8 @@ def perturb(
     seed: int = 0, universal: Tensor | None = None,
     transforms: Sequence[RandomTransform] = JPEG_EOT_TRANSFORMS,
     progress: Callable[[int, int], None] | None = None,
+    protector: PerturbationNet | None = None,
+    refine_steps: int = 0,
 ) -> tuple[Tensor, Attack]:
     """The attack half of :func:`disrupt.api.protect`: seeded, rounded to 8 bits.
 
@@ -355,6 +366,10 @@ def perturb(
     grid, within budget, with the attack that made it. ``seed`` seeds the random
     start, the EOT draws (``seed + 1``) and torch's global RNG for stochastic
     generators, which is restored afterwards.
+
+    With ``protector`` the perturbation comes from its forward pass
+    (:func:`amortized_protection`), then ``refine_steps`` steps of the budget's attack
+    (none: the forward pass alone; the attack's own step count is then ignored).
     """
     attack = budget.attack_for(3 * plan.protected_pixels)
     # Under a PSNR floor, perceptual caps follow the photo's texture (the attack that
@@ -365,10 +380,22 @@ def perturb(
         x_region = x[..., r.top : r.bottom, r.left : r.right]
         running = replace(attack, linf_cap=texture_caps(x_region, attack.linf_cap))
     with seeded(seed, x.device):  # stochastic generators (pix2pix dropout) draw from it
+        first = None
+        if protector is not None:
+            first = amortized_protection(x, protector, plan, running,
+                                         perceptual=budget.perceptual)
+            if refine_steps < 1:
+                if progress is not None:
+                    progress(1, 1)
+                protected = quantize_within(first, x, running.eps, norm=running.norm,
+                                            linf_cap=running.linf_cap, region=plan.region)
+                return protected, attack
+            running = replace(running, steps=refine_steps)
+            attack = replace(attack, steps=refine_steps)
 
         def on_step(step: int, _scores: Tensor) -> None:
             if progress is not None:
-                progress(step + 1, attack.steps)
+                progress(step + 1, running.steps)
 
         x_adv = run_protection(
             x, targets, running, plan, eot=budget.eot, eot_samples=budget.eot_samples,
@@ -379,10 +406,42 @@ def perturb(
             jitter=CropJitter() if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
+            start=first,
         )
     protected = quantize_within(x_adv, x, running.eps, norm=running.norm,
                                 linf_cap=running.linf_cap, region=plan.region)
     return protected, attack
+
+
+def amortized_protection(x: Tensor, protector: PerturbationNet, plan: Plan, attack: Attack,
+                         *, perceptual: bool) -> Tensor:
+    """The amortized protector's protected photo ``(1, 3, H, W)`` in ``[0, 1]`` (float,
+    not yet rounded): its perturbation for each face's canonical crop (the whole region
+    without faces), shaped and fitted to ``attack``'s budget as the iterative attack's
+    result is (:func:`~disrupt.core.protector.fit_to_budget`: the high-pass of
+    :func:`blotch_sigma` when ``perceptual``, the plan's mask, the L2 radius filled
+    under the per-pixel caps). An L-inf ``attack`` gets its ``eps`` as every pixel's
+    cap and the radius of a change of ``eps`` everywhere."""
+    r = plan.region
+    x_region = x[..., r.top : r.bottom, r.left : r.right]
+    places = [b.shifted(-r.left, -r.top) for b in plan.canonical] or [
+        Box(0, 0, x_region.shape[-1], x_region.shape[-2])
+    ]
+    mask = plan.mask.to(x) if plan.mask is not None else None
+    if attack.norm == "l2":
+        radius, caps = attack.eps, attack.linf_cap
+    else:
+        radius, caps = attack.eps * math.sqrt(x_region.numel()), attack.eps
+    if isinstance(caps, Tensor):
+        caps = caps.to(x)
+    with torch.no_grad():
+        protector = protector.to(x.device)
+        raw = protector_raw(protector, x_region, places)
+        delta = fit_to_budget(raw, radius, caps=caps, mask=mask,
+                              sigma=blotch_sigma(plan) if perceptual else None)
+    out = x.clone()
+    out[..., r.top : r.bottom, r.left : r.right] = (x_region + delta).clamp(0.0, 1.0)
+    return out
 
 
 def changeable_mask(plan: Plan, size: tuple[int, int]) -> Tensor | None:
