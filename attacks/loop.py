@@ -136,6 +136,7 @@ def run_attack(
     callback: Callback | None = None,
     start: Tensor | None = None,
     linf_cap: float | Tensor | None = None,
+    stop_at: float | None = None,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -175,6 +176,13 @@ def run_attack(
             An L2 budget lets the attack spend its energy where it matters
             (which survives JPEG far better than a uniform L-inf pattern); the cap
             stops it from making a visible spot.
+        stop_at: early stopping. An image whose score is ``>= stop_at`` at a step is
+            frozen there (kept at the point where that score was measured, never moved
+            again), and the loop ends once every image is frozen. Meant for objectives
+            that saturate once their goal is met (e.g.
+            ``disrupt.core.objectives.BalancedAway``, whose score stops rising once every
+            output is disrupted with margin): the remaining steps would buy nothing.
+            ``None``: always run ``steps`` steps.
 
     Returns:
         ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
@@ -201,6 +209,9 @@ def run_attack(
                 delta = project(delta, eps, norm, linf_cap)
         x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
     momentum = torch.zeros_like(x0) if decay > 0 else None
+    if stop_at is not None and not math.isfinite(stop_at):
+        raise ValueError(f"stop_at must be a finite number or None, got {stop_at}")
+    active: Tensor | None = None  # (B, 1, 1, 1): 1 where the image may still move
 
     for step in range(steps):
         x_adv.requires_grad_(True)
@@ -212,14 +223,22 @@ def run_attack(
                     f"got shape {tuple(scores.shape)}"
                 )
             (grad,) = torch.autograd.grad(scores.sum(), x_adv)
+        if stop_at is not None:
+            reached = (scores.detach() >= stop_at).view(-1, 1, 1, 1)
+            active = ~reached if active is None else active & ~reached
+            if not bool(active.any()):
+                if callback is not None:
+                    callback(step, scores.detach())
+                break
         with torch.no_grad():
             if momentum is not None:
                 scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(_TINY)
                 momentum = decay * momentum + grad / scale
                 grad = momentum
             direction = grad.sign() if norm == "linf" else grad / _per_sample_l2(grad)
-            x_adv = x_adv.detach() + alpha * direction
-            x_adv = (x0 + project(x_adv - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
+            moved = x_adv.detach() + alpha * direction
+            moved = (x0 + project(moved - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
+            x_adv = moved if active is None else torch.where(active, moved, x_adv.detach())
         if callback is not None:
             callback(step, scores.detach())
     return x_adv.detach()
@@ -242,6 +261,7 @@ class Attack:
     decay: float = 0.0
     name: str = "attack"
     linf_cap: float | Tensor | None = None
+    stop_at: float | None = None
 
     def __post_init__(self) -> None:
         check_params(self.eps, self.alpha, self.steps, self.norm, self.decay, self.linf_cap)
@@ -272,4 +292,5 @@ class Attack:
             callback=callback,
             start=start,
             linf_cap=self.linf_cap,
+            stop_at=self.stop_at,
         )

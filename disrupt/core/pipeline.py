@@ -57,6 +57,7 @@ from disrupt.core.masking import (
     texture_caps,
 )
 from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
+from disrupt.core.precision import Autocast, autocast_default
 from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform
@@ -225,6 +226,7 @@ def run_protection(
     jitter: CropJitter | None = None,
     jitter_generator: torch.Generator | None = None,
     high_pass_sigma: float | None = None,
+    autocast: bool | None = None,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -244,6 +246,8 @@ def run_protection(
             wider than a few sigma, in the photo's pixels): the objective sees, and the
             result gets, ``high_pass(x_adv - x, sigma)``
             (:func:`~disrupt.core.masking.high_pass`).
+        autocast: run the generators in bfloat16 (:class:`~disrupt.core.precision.Autocast`);
+            ``None``: on CUDA only (:func:`~disrupt.core.precision.autocast_default`).
     """
     r = plan.region
     x_region = x[..., r.top : r.bottom, r.left : r.right].contiguous()
@@ -259,6 +263,8 @@ def run_protection(
     objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops, balanced,
                                                     jitter, jitter_generator)
                                      for t in targets])
+    if autocast_default(x.device) if autocast is None else autocast:
+        objective = Autocast(objective)
     if on_photo:  # one draw per step for all targets: they all see the same posted photo
         objective = with_eot(objective)
     mask = plan.mask.to(x) if plan.mask is not None else None
