@@ -137,6 +137,7 @@ def run_attack(
     start: Tensor | None = None,
     linf_cap: float | Tensor | None = None,
     stop_at: float | None = None,
+    halvings: int = 0,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -183,6 +184,11 @@ def run_attack(
             ``disrupt.core.objectives.BalancedAway``, whose score stops rising once every
             output is disrupted with margin): the remaining steps would buy nothing.
             ``None``: always run ``steps`` steps.
+        halvings: a step-size schedule: the step halves this many times at evenly
+            spaced points, step ``t`` (from 0) using ``alpha * 2 ** -floor(t *
+            (halvings + 1) / steps)``. Big steps first reach the goal's neighbourhood
+            fast, small ones then settle (a fixed version of APGD's step halving at
+            checkpoints, Croce & Hein 2020). ``0``: a constant ``alpha``.
 
     Returns:
         ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
@@ -211,6 +217,8 @@ def run_attack(
     momentum = torch.zeros_like(x0) if decay > 0 else None
     if stop_at is not None and not math.isfinite(stop_at):
         raise ValueError(f"stop_at must be a finite number or None, got {stop_at}")
+    if isinstance(halvings, bool) or not isinstance(halvings, int) or halvings < 0:
+        raise ValueError(f"halvings must be an integer >= 0, got {halvings!r}")
     active: Tensor | None = None  # (B, 1, 1, 1): 1 where the image may still move
 
     for step in range(steps):
@@ -236,7 +244,8 @@ def run_attack(
                 momentum = decay * momentum + grad / scale
                 grad = momentum
             direction = grad.sign() if norm == "linf" else grad / _per_sample_l2(grad)
-            moved = x_adv.detach() + alpha * direction
+            size = alpha * 0.5 ** (step * (halvings + 1) // steps)
+            moved = x_adv.detach() + size * direction
             moved = (x0 + project(moved - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
             x_adv = moved if active is None else torch.where(active, moved, x_adv.detach())
         if callback is not None:
@@ -262,6 +271,7 @@ class Attack:
     name: str = "attack"
     linf_cap: float | Tensor | None = None
     stop_at: float | None = None
+    halvings: int = 0
 
     def __post_init__(self) -> None:
         check_params(self.eps, self.alpha, self.steps, self.norm, self.decay, self.linf_cap)
@@ -293,4 +303,5 @@ class Attack:
             start=start,
             linf_cap=self.linf_cap,
             stop_at=self.stop_at,
+            halvings=self.halvings,
         )

@@ -111,3 +111,14 @@ def test_autocast_scores_are_float32_and_close(cond_target: GeneratorTarget, ima
     assert low.dtype == torch.float32
     torch.testing.assert_close(low, plain, rtol=0.05, atol=1e-4)
     assert autocast_default(torch.device("cuda")) and not autocast_default(torch.device("cpu"))
+
+
+def test_halvings_halve_the_step_at_evenly_spaced_points() -> None:
+    x = torch.full((1, 3, 4, 4), 0.2)
+    calls: list[int] = []
+    out = run_attack(x, _mean_objective(calls), eps=0.5, alpha=4 / 255, steps=4, halvings=1)
+    torch.testing.assert_close(out, torch.full_like(x, 0.2 + (4 + 4 + 2 + 2) / 255))
+    out = run_attack(x, _mean_objective(calls), eps=0.5, alpha=4 / 255, steps=3, halvings=2)
+    torch.testing.assert_close(out, torch.full_like(x, 0.2 + (4 + 2 + 1) / 255))
+    with pytest.raises(ValueError, match="halvings"):
+        run_attack(x, _mean_objective(calls), eps=0.5, alpha=4 / 255, steps=3, halvings=-1)

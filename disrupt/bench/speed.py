@@ -54,6 +54,7 @@ __all__ = [
     "naive_attack",
     "parse_size",
     "pre_crop",
+    "research_joint_class",
     "speed_benchmark",
     "speed_markdown",
     "write_speed",
@@ -171,6 +172,59 @@ def naive_attack(
     return x_adv
 
 
+def research_joint_class(
+    target: Target,
+    x: Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``perturb_joint_class`` as published (Ruiz et al. 2020), with its own loss.
+
+    The clean output ``y`` is the generator's output for the **first** class only;
+    every step zeroes the gradients, runs one forward per class, adds the MSEs of
+    each output to that same ``y``, calls ``.backward()`` with the weights requiring
+    gradients, takes a sign step and projects (L-inf ``eps``, random start). The
+    target runs in its own test-time mode (StarGAN: train). Unlike
+    :class:`ResearchLoop`, this is not our objective: it is what the published code
+    computes, for the time-to-the-same-disruption comparison.
+
+    Args:
+        target: a generator target with a ``.generator`` module and conditions.
+        x: ``(B, 3, H, W)`` in ``[0, 1]``, pre-cropped to the input size.
+        eps, alpha, steps: on the ``[0, 1]`` scale (their ``0.05, 0.01`` on ``[-1, 1]``
+            are ``0.025, 0.005`` here).
+        generator: source of the random start.
+
+    Returns:
+        ``(B, 3, H, W)`` in ``[0, 1]`` within ``eps`` of ``x``.
+    """
+    net = _generator_of(target)
+    conditions = [c.vector for c in target.conditions]
+    rows = [None if v is None else v.to(x.device).unsqueeze(0).expand(x.shape[0], *v.shape)
+            for v in conditions]
+    with torch.no_grad():
+        y = target(x, rows[0])
+    x_adv = _start(x, eps, True, generator)
+    net.requires_grad_(True)
+    try:
+        for _ in range(steps):
+            point = x_adv.detach().clone().requires_grad_(True)
+            net.zero_grad(set_to_none=True)
+            loss = sum((F.mse_loss(target(point, c), y) for c in rows), x.new_zeros(()))
+            loss.backward()
+            if point.grad is None:
+                raise RuntimeError(f"{target.name}: the loss does not depend on the image")
+            x_adv = point.detach() + alpha * point.grad.sign()
+            x_adv = (x + project(x_adv - x, eps, "linf")).clamp(0, 1)
+    finally:
+        net.zero_grad(set_to_none=True)
+        net.requires_grad_(False)
+    return x_adv.detach()
+
+
 def batched_attack(
     targets: Sequence[Target],
     x: Tensor,
@@ -183,13 +237,14 @@ def batched_attack(
     balanced: bool = False,
     tie_break: float = TIE_BREAK,
     stop_at: float | None = None,
+    halvings: int = 0,
 ) -> Tensor:
     """Our side of the comparison: :func:`attacks.run_attack` on :func:`batched_objective`.
 
-    Same arguments and result as :func:`naive_attack`; ``stop_at`` as
-    :func:`attacks.run_attack` (early stopping)."""
+    Same arguments and result as :func:`naive_attack`; ``stop_at`` (early stopping) and
+    ``halvings`` (step-size schedule) as :func:`attacks.run_attack`."""
     attack = Attack(eps=eps, alpha=alpha, steps=steps, random_start=random_start,
-                    name="pgd", stop_at=stop_at)
+                    name="pgd", stop_at=stop_at, halvings=halvings)
     objective: Objective = batched_objective(targets, x, balanced=balanced, tie_break=tie_break)
     return attack(x, objective, generator=generator)
 
