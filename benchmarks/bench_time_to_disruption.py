@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from default_protection import celeba_crop  # type: ignore[import-not-found]
 
 from attacks import quantize_to_uint8_within
 from disrupt.bench.report import environment
@@ -45,8 +46,6 @@ from disrupt.eval.evaluation import measure_disruption
 from disrupt.files import write_atomically
 from targets import load_target
 from targets.base import Target
-
-from default_protection import celeba_crop  # type: ignore[import-not-found]
 
 EPS, ALPHA, STEPS = 0.025, 0.005, 10  # Ruiz et al.: 0.05, 0.01 on [-1, 1]; 10 steps
 Side = Callable[[Target, torch.Tensor, torch.Generator], torch.Tensor]
