@@ -9,7 +9,7 @@ attack is just an objective whose score is minus a distance.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -98,15 +98,23 @@ def project(delta: Tensor, eps: float, norm: Norm,
 
 
 def random_delta(
-    x: Tensor, eps: float, norm: Norm, generator: torch.Generator | None = None
+    x: Tensor, eps: float, norm: Norm,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """A random ``delta`` shaped like ``x`` inside the ``eps`` ball.
 
     Linf: uniform in ``[-eps, eps]`` per pixel. L2: a uniformly random direction per
     sample, scaled to a radius drawn uniformly from ``[0, eps]``. The noise is drawn on
     ``generator``'s device (``x``'s without one) and moved to ``x``, so a CPU generator
-    gives the same start for CPU and GPU inputs.
+    gives the same start for CPU and GPU inputs. ``generator`` may also be one
+    generator per image: each image then gets exactly the start it would get alone
+    with its generator (a batch of photos equals the photos attacked one by one).
     """
+    if isinstance(generator, Sequence):
+        if len(generator) != x.shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {x.shape[0]}")
+        return torch.cat([random_delta(x[i : i + 1], eps, norm, g)
+                          for i, g in enumerate(generator)])
     device = generator.device if generator is not None else x.device
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32)
@@ -132,7 +140,7 @@ def run_attack(
     norm: Norm = "linf",
     random_start: bool = False,
     decay: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callback | None = None,
     start: Tensor | None = None,
     linf_cap: float | Tensor | None = None,
@@ -165,7 +173,8 @@ def run_attack(
         norm: ``"linf"`` or ``"l2"``.
         random_start: start from a random point of the ball (PGD) instead of ``x``.
         decay: MI-FGSM momentum factor; ``0`` disables momentum.
-        generator: source of the random start, for reproducible runs.
+        generator: source of the random start, for reproducible runs; or one generator
+            per image (see :func:`random_delta`).
         callback: ``callback(step, scores)`` after each step, with the 0-based step
             index and the detached ``(B,)`` scores at the point the gradient was taken.
         start: where to start instead of ``x`` (or the random start), shape of ``x``,
@@ -281,7 +290,7 @@ class Attack:
         x: Tensor,
         objective: Objective,
         *,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: Callback | None = None,
         start: Tensor | None = None,
     ) -> Tensor:

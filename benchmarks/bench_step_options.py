@@ -34,6 +34,7 @@ from disrupt.core.precision import Autocast
 from disrupt.eval.evaluation import measure_disruption
 from disrupt.files import write_atomically
 from targets import load_target
+from targets.base import GeneratorTarget
 
 
 def _step_seconds(step: Callable[[], None], repeats: int) -> float:
@@ -61,6 +62,7 @@ def main() -> None:
     lines = ["# Attack step options (bundled models, CPU)", ""]
 
     stargan = load_target("stargan.celeba64")
+    assert isinstance(stargan, GeneratorTarget)
     start = (x + 4 / 255).clamp(0, 1)
 
     def step_with(objective: Callable[[torch.Tensor], torch.Tensor],

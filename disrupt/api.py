@@ -20,7 +20,13 @@ from torch import Tensor
 from attacks import Attack
 from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
 from disrupt.core.masking import load_mask
-from disrupt.core.pipeline import changeable_mask, evaluation_targets, perturb, plan_protection
+from disrupt.core.pipeline import (
+    Plan,
+    changeable_mask,
+    evaluation_targets,
+    perturb,
+    plan_protection,
+)
 from disrupt.core.seeding import check_seed, move_to, resolve_device
 from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError, NotDisrupted, SettingError
@@ -356,6 +362,22 @@ def protect(
     plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
                              progress=progress)
+    return finish_protection(source, x, protected, atk, chosen, budget, plan, seed=seed,
+                             faces=faces, masked=mask_tensor is not None,
+                             universal=start_delta is not None, output=output,
+                             overwrite=overwrite, require_disruption=require_disruption,
+                             started=started)
+
+
+def finish_protection(
+    source: LoadedImage, x: Tensor, protected: Tensor, atk: Attack, chosen: Sequence[Target],
+    budget: Budget, plan: Plan, *, seed: int, faces: bool | None, masked: bool,
+    universal: bool, output: str | Path | None, overwrite: bool, require_disruption: bool,
+    started: float,
+) -> ProtectResult:
+    """The measuring half of :func:`protect` (also :func:`disrupt.batch.protect_batch`'s):
+    save ``protected`` ``(1, 3, H, W)`` (8-bit levels in ``[0, 1]``) if asked, and
+    measure perceptibility and disruption on what was saved."""
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
@@ -370,8 +392,8 @@ def protect(
         eot_on=plan.eot_placement(budget.eot),
         faces=[b.as_tuple() for b in plan.faces],
         face_status=plan.face_status,
-        masked=mask_tensor is not None,
-        universal=start_delta is not None,
+        masked=masked,
+        universal=universal,
         psnr_floor=budget.psnr,
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,

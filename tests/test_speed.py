@@ -40,10 +40,10 @@ def test_research_loop_gradient_equals_the_batched_gradient(  # type: ignore[no-
 
 
 def test_naive_and_batched_attacks_reach_the_same_result(cond_target, images) -> None:  # type: ignore[no-untyped-def]
-    kwargs = {"eps": 8 / 255, "alpha": 2 / 255, "steps": 3}
-    a = naive_attack([cond_target], images, generator=torch.Generator().manual_seed(0), **kwargs)
-    b = batched_attack([cond_target], images, generator=torch.Generator().manual_seed(0),
-                       **kwargs)
+    a = naive_attack([cond_target], images, eps=8 / 255, alpha=2 / 255, steps=3,
+                     generator=torch.Generator().manual_seed(0))
+    b = batched_attack([cond_target], images, eps=8 / 255, alpha=2 / 255, steps=3,
+                       generator=torch.Generator().manual_seed(0))
     assert (a - images).abs().max() <= 8 / 255 + 1e-6
     assert (a - b).abs().le(1e-6).float().mean() >= 0.99
     assert not torch.equal(a, images)

@@ -314,20 +314,23 @@ def compare_loops(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = x.device
-    kwargs = {"eps": eps, "alpha": alpha, "steps": steps, "balanced": balanced}
 
-    def gen() -> torch.Generator:
-        return torch.Generator(device=dev).manual_seed(seed)
+    def run(side: str, n: int) -> Tensor:
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        if side == "naive":
+            return naive_attack(targets, x, eps=eps, alpha=alpha, steps=n, generator=gen,
+                                balanced=balanced)
+        return batched_attack(targets, x, eps=eps, alpha=alpha, steps=n, generator=gen,
+                              balanced=balanced)
 
-    naive_attack(targets, x, generator=gen(), **{**kwargs, "steps": 1})  # warm-up
-    batched_attack(targets, x, generator=gen(), **{**kwargs, "steps": 1})
+    run("naive", 1), run("ours", 1)  # warm-up
     best = {"naive": math.inf, "ours": math.inf}
     results: dict[str, Tensor] = {}
     for _ in range(repeats):
-        for side, run in (("naive", naive_attack), ("ours", batched_attack)):
+        for side in ("naive", "ours"):
             _sync(dev)
             start = time.perf_counter()
-            results[side] = run(targets, x, generator=gen(), **kwargs)  # type: ignore[operator]
+            results[side] = run(side, steps)
             _sync(dev)
             best[side] = min(best[side], time.perf_counter() - start)
     same = (results["naive"] - results["ours"]).abs().le(1e-6).float().mean().item()

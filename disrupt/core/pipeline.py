@@ -219,7 +219,7 @@ def run_protection(
     eot_samples: int = 1,
     transforms: Sequence[RandomTransform] = JPEG_EOT_TRANSFORMS,
     universal: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     eot_generator: torch.Generator | None = None,
     callback: Callable[[int, Tensor], None] | None = None,
     balanced: bool = False,
@@ -235,7 +235,8 @@ def run_protection(
     Args:
         universal: a ``(3, S, S)`` perturbation to start from, resized into each face's
             canonical crop (the whole photo without faces) and masked.
-        generator: seeds the attack's random start.
+        generator: seeds the attack's random start (or one generator per image of
+            ``x``, for a batch of same-size photos; see :func:`attacks.random_delta`).
         eot_generator: seeds the EOT draws.
         balanced: score each target with :class:`~disrupt.core.objectives.BalancedAway`
             (every model and condition relative to the threshold, frozen past it)
