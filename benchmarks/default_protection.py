@@ -19,6 +19,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from PIL import Image
 
 from disrupt import protect
 from disrupt.api import default_targets
+from disrupt.core.budget import resolve_budget
 from disrupt.core.crops import CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
@@ -87,6 +89,10 @@ def main() -> None:
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction,
                         help="attack through a distribution of crops (default: the preset's)")
     parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
+    parser.add_argument("--steps", type=int, default=None, help="attack steps (default: preset)")
+    parser.add_argument("--halvings", type=int, default=0,
+                        help="step-size schedule: halve the step this many times "
+                        "(attacks.run_attack); with --steps")
     args = parse_face_options(parser)
 
     names = default_targets()
@@ -99,12 +105,18 @@ def main() -> None:
     region: dict[str, list[float]] = defaultdict(list)
     held_out = torch.Generator().manual_seed(99)
     seconds: list[float] = []
+    preset = resolve_budget(args.strength, steps=args.steps)
+    # A ready attack keeps its steps and schedule; the preset's PSNR floor is then passed
+    # explicitly (its cap is the attack's eps).
+    attack = replace(preset.attack, halvings=args.halvings) if args.halvings else None
+    psnr = args.psnr if args.psnr is not None or attack is None else preset.psnr
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
         result = protect(x, targets=targets, strength=args.strength, seed=args.seed,
                          objective=args.objective, perceptual=args.perceptual,
-                         crop_jitter=args.crop_jitter, psnr=args.psnr)
+                         crop_jitter=args.crop_jitter, psnr=psnr,
+                         attack=attack, steps=None if attack is not None else args.steps)
         seconds.append(time.perf_counter() - start)
         for key, value in result.perceptibility.items():
             percept[key].append(value)
@@ -129,6 +141,7 @@ def main() -> None:
     summary = {
         "images": f"CelebA {args.first:06d}-{args.first + args.limit - 1:06d}, CenterCrop(89)",
         "strength": args.strength, "objective": result.objective,
+        "steps": result.attack.steps, "halvings": result.attack.halvings,
         "perceptual": result.perceptual, "seed": args.seed,
         "torch": torch.__version__,
         "threads": args.threads, "targets": names,
