@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from attacks import Attack
 from disrupt.api import ImageInput, ProtectResult, finish_protection, protect, resolve_targets
 from disrupt.core.budget import DEFAULT_STRENGTH, Budget, resolve_budget
 from disrupt.core.crops import CropJitter
@@ -81,7 +82,7 @@ def _shareable(plan: Plan) -> bool:
 
 
 def _perturb_together(x: Tensor, targets: Sequence[Target], budget: Budget, plan: Plan,
-                      seed: int) -> tuple[Tensor, object]:
+                      seed: int) -> tuple[Tensor, Attack]:
     """:func:`disrupt.core.pipeline.perturb` for ``x`` ``(N, 3, H, W)``: N same-size photos
     under one whole-photo ``plan``; each row equals that photo perturbed alone."""
     attack = budget.attack_for(3 * plan.protected_pixels)
@@ -180,7 +181,7 @@ def protect_batch(
             share = (time.perf_counter() - started) / len(group)
             for row, i in enumerate(group):
                 results[i] = finish_protection(
-                    sources[i], x[row : row + 1], protected[row : row + 1], atk,  # type: ignore[arg-type]
+                    sources[i], x[row : row + 1], protected[row : row + 1], atk,
                     chosen, budget, plans[i], seed=seed, faces=faces, masked=False,
                     universal=False, output=_out(outputs, i), overwrite=overwrite,
                     require_disruption=False, started=time.perf_counter() - share)
