@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    env = environment(0, torch.device("cpu"))  # when the run starts: its commit
     names = default_targets()
     targets = [load_target(n) for n in names]
     budget = resolve_budget(args.strength)
@@ -53,7 +54,6 @@ def main() -> None:
     together = protect_batch(photos, targets=targets, budget=budget, batch_size=args.batch)
     batched = time.perf_counter() - start
     same = all(torch.equal(a.image, b.image) for a, b in zip(alone, together, strict=True))
-    env = environment(0, torch.device("cpu"))
     n = len(photos)
     text = (
         f"# Photos per second: one by one against batched\n\n"

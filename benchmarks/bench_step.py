@@ -52,12 +52,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
+    env = environment(0, dev)  # when the run starts: its commit
     target = make_target(0).to(dev)
     x = torch.rand(args.batch, 3, 128, 128, generator=torch.Generator().manual_seed(1)).to(dev)
     # Ruiz et al.'s budget: 0.05 and step 0.01 on [-1, 1].
     result = compare_loops([target], x, eps=0.025, alpha=0.005, steps=args.steps,
                            repeats=args.repeats)
-    env = environment(0, dev)
     text = (
         f"# Attack loops at equal work: official StarGAN at 128x128, random weights\n\n"
         f"threads {env['torch_threads']}, commit {str(env['git_commit'])[:12]}"

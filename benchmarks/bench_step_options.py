@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    env = environment(0, torch.device("cpu"))  # when the run starts: its commit
     x = torch.cat([pre_crop(celeba_crop(args.images / f"{i:06d}.jpg"), (64, 64))
                    for i in range(9401, 9401 + args.faces)])
     lines = ["# Attack step options (bundled models, CPU)", ""]
@@ -113,7 +114,6 @@ def main() -> None:
         fidelity[name] = mses
         lines.append(f"| {name} | {mses[0]:.4f} | {mses[1]:.4f} "
                      f"| {(mses[1] - mses[0]) / mses[0]:+.1%} |")
-    env = environment(0, torch.device("cpu"))
     lines += ["", f"threads {env['torch_threads']}, commit {str(env['git_commit'])[:12]}"
               f"{' (dirty)' if env['git_dirty'] else ''}, {env['device_name']} "
               f"({env['cpu_count']} CPUs), torch {torch.__version__}; other jobs shared the "

@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for .json and .md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    env = environment(args.seed, torch.device("cpu"))  # when the run starts: its commit
     target = load_target("stargan.celeba64")
     size = target.input_size or (64, 64)
     faces = [pre_crop(celeba_crop(args.images / f"{i:06d}.jpg"), size)
@@ -113,7 +114,6 @@ def main() -> None:
 
     rates = {k: sum(v) / len(v) for k, v in hits.items()}
     base = seconds[RESEARCH]
-    env = environment(args.seed, torch.device("cpu"))
     lines = ["# Seconds to the same disruption (bundled StarGAN 64x64)", "",
              f"{len(faces)} CelebA faces {args.first:06d}-{args.first + len(faces) - 1:06d} "
              f"(CenterCrop(89), resized once to {size[0]}x{size[1]}), 5 classes; L-inf "
