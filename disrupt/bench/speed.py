@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -482,14 +483,15 @@ def speed_markdown(rows: Sequence[SpeedRow], loops: LoopComparison,
 
 
 def write_speed(rows: Sequence[SpeedRow], loops: LoopComparison, out: Path,
-                notes: Sequence[str] = ()) -> dict[str, Path]:
+                notes: Sequence[str] = (), env: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``speed.json`` (with the environment: threads, commit, machine) and
-    ``speed.md`` into ``out``, atomically."""
+    ``speed.md`` into ``out``, atomically. ``env``: :func:`disrupt.bench.report.environment`
+    taken when the run started (default: now)."""
     from disrupt.bench.report import environment
     from disrupt.files import write_atomically
 
     device = torch.device(rows[0].device) if rows else torch.device("cpu")
-    env = environment(0, device)
+    env = env if env is not None else environment(0, device)
     files = {"json": out / "speed.json", "markdown": out / "speed.md"}
     payload = {"environment": env, "notes": list(notes), "rows": [r.to_dict() for r in rows],
                "loops": loops.to_dict()}

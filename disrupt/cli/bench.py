@@ -171,10 +171,14 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
         targets = ["stargan.tiny"]
         notes.append("no bundled weights installed: timing stargan.tiny (tiny random model; "
                      "the ratio mostly measures resizing, not a real generator)")
-    if threads is not None:
-        import torch
+    import torch
 
+    from disrupt.bench.report import environment
+
+    if threads is not None:
         torch.set_num_threads(threads)
+
+    env = environment(seed, torch.device(device))  # the commit and threads the run starts with
     bar = _progress_bar(quiet)
     try:
         chosen = resolve_targets(targets or None, weight_map)
@@ -190,7 +194,7 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
                     chosen, sizes=dims, seed=seed, device=device, photo=image, repeats=repeats,
                     progress=lambda d, t, what: bar.update(task, completed=d, total=t,
                                                            description=what))
-        files = write_speed(rows, loops, out, notes)
+        files = write_speed(rows, loops, out, notes, env)
     except (DisruptError, CheckpointError, UnknownTargetError, OSError,
             RuntimeError) as exc:  # RuntimeError: the loops' results disagree
         raise _fail(exc) from None
