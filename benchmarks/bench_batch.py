@@ -4,7 +4,9 @@ A pipeline of same-size photos (CelebA test faces 009401 on, CenterCrop(89): ali
 face crops, as an upload pipeline that crops faces first would send), protected with
 the defaults (bundled set, strength mid) by :func:`disrupt.protect` one at a time and
 by :func:`disrupt.batch.protect_batch` (up to ``--batch`` photos per attack), in one
-process, interleaved. The script fails unless both give byte-identical images.
+process. It reports how many 8-bit values differ between the two (batched
+convolutions can round differently from single-image ones; on the tiny test models
+the results are byte-identical, ``tests/test_batch.py``).
 
 Run: python benchmarks/bench_batch.py --images ../shared/data/celeba10k/images
          [--limit 8] [--batch 8] [--threads 1] [--out benchmarks/results]
@@ -53,7 +55,11 @@ def main() -> None:
     start = time.perf_counter()
     together = protect_batch(photos, targets=targets, budget=budget, batch_size=args.batch)
     batched = time.perf_counter() - start
-    same = all(torch.equal(a.image, b.image) for a, b in zip(alone, together, strict=True))
+    diffs = [((a.image - b.image).abs() * 255).round()
+             for a, b in zip(alone, together, strict=True)]
+    differing = int(sum(int((d > 0).sum()) for d in diffs))
+    values = sum(d.numel() for d in diffs)
+    largest = int(max(float(d.max()) for d in diffs))
     n = len(photos)
     text = (
         f"# Photos per second: one by one against batched\n\n"
@@ -68,18 +74,18 @@ def main() -> None:
         f"| one by one (protect) | {one_by_one:.1f} | {n / one_by_one:.3f} | 1.00x |\n"
         f"| batched (protect_batch) | {batched:.1f} | {n / batched:.3f} "
         f"| {one_by_one / batched:.2f}x |\n\n"
-        f"Identical images (checked): {same}. Seconds include measuring each result "
+        f"8-bit values that differ between the two: {differing} of {values}, by at most "
+        f"{largest} level(s). Seconds include measuring each result "
         f"(disruption and perceptibility), as protect() does.\n")
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"environment": env, "photos": n, "batch": args.batch,
                               "one_by_one_s": one_by_one, "batched_s": batched,
-                              "identical": same}, indent=2).encode()
+                              "differing_values": differing, "values": values,
+                              "largest_difference_levels": largest}, indent=2).encode()
         write_atomically(args.out / "batch_throughput.json", lambda f: f.write(payload))
         write_atomically(args.out / "batch_throughput.md", lambda f: f.write(text.encode()))
-    if not same:
-        raise SystemExit("batched results differ from one-by-one results")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Protect many photos at once: same-size photos share one attack batch.
 
-:func:`protect_batch` returns exactly what :func:`disrupt.protect` returns for each
-photo with the same options (the same 8-bit image, the same figures), but photos
-that can share an attack are stacked into one batch, so every generator pass
-serves several photos: fewer, larger passes, which a CPU's vector units and a GPU
-run more efficiently than many small ones.
+:func:`protect_batch` returns what :func:`disrupt.protect` returns for each photo
+with the same options, but photos that can share an attack are stacked into one
+batch, so every generator pass serves several photos: fewer, larger passes, meant
+for GPUs (on a 2-core CPU it measured no faster: ``benchmarks/bench_batch.py``).
+Every seeded choice is the photo's own, so the only difference from one-by-one
+runs is float rounding: a batched convolution may round differently from a
+single-image one, and the attack's steps can carry that to a level in a few 8-bit
+values (on the tiny test models the images are byte-identical).
 
 Which photos share a batch. Photos of the same size whose plan is the whole photo
 (no face used, no mask: e.g. a pipeline of aligned face crops, or small images).
