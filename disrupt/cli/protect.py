@@ -112,7 +112,8 @@ def protect(
         "under the disruption threshold (the protected copy is still written).")] = False,
     batch: Annotated[int, typer.Option(
         help="Photos of one size protected without faces or a mask share attack batches "
-        "of up to N (the same results as one by one, up to float rounding); 1 (default): "
+        "of up to N (results differ from one by one only by float rounding, which the steps "
+        "amplify); 1 (default): "
         "one at a time, which was as fast on a 2-core CPU.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
