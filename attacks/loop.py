@@ -9,7 +9,7 @@ attack is just an objective whose score is minus a distance.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -98,15 +98,23 @@ def project(delta: Tensor, eps: float, norm: Norm,
 
 
 def random_delta(
-    x: Tensor, eps: float, norm: Norm, generator: torch.Generator | None = None
+    x: Tensor, eps: float, norm: Norm,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """A random ``delta`` shaped like ``x`` inside the ``eps`` ball.
 
     Linf: uniform in ``[-eps, eps]`` per pixel. L2: a uniformly random direction per
     sample, scaled to a radius drawn uniformly from ``[0, eps]``. The noise is drawn on
     ``generator``'s device (``x``'s without one) and moved to ``x``, so a CPU generator
-    gives the same start for CPU and GPU inputs.
+    gives the same start for CPU and GPU inputs. ``generator`` may also be one
+    generator per image: each image then gets exactly the start it would get alone
+    with its generator (a batch of photos equals the photos attacked one by one).
     """
+    if isinstance(generator, Sequence):
+        if len(generator) != x.shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {x.shape[0]}")
+        return torch.cat([random_delta(x[i : i + 1], eps, norm, g)
+                          for i, g in enumerate(generator)])
     device = generator.device if generator is not None else x.device
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32)
@@ -132,10 +140,12 @@ def run_attack(
     norm: Norm = "linf",
     random_start: bool = False,
     decay: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callback | None = None,
     start: Tensor | None = None,
     linf_cap: float | Tensor | None = None,
+    stop_at: float | None = None,
+    halvings: int = 0,
 ) -> Tensor:
     """Maximise ``objective`` within an ``eps`` ball around ``x``: the shared attack loop.
 
@@ -163,7 +173,8 @@ def run_attack(
         norm: ``"linf"`` or ``"l2"``.
         random_start: start from a random point of the ball (PGD) instead of ``x``.
         decay: MI-FGSM momentum factor; ``0`` disables momentum.
-        generator: source of the random start, for reproducible runs.
+        generator: source of the random start, for reproducible runs; or one generator
+            per image (see :func:`random_delta`).
         callback: ``callback(step, scores)`` after each step, with the 0-based step
             index and the detached ``(B,)`` scores at the point the gradient was taken.
         start: where to start instead of ``x`` (or the random start), shape of ``x``,
@@ -175,6 +186,18 @@ def run_attack(
             An L2 budget lets the attack spend its energy where it matters
             (which survives JPEG far better than a uniform L-inf pattern); the cap
             stops it from making a visible spot.
+        stop_at: early stopping. An image whose score is ``>= stop_at`` at a step is
+            frozen there (kept at the point where that score was measured, never moved
+            again), and the loop ends once every image is frozen. Meant for objectives
+            that saturate once their goal is met (e.g.
+            ``disrupt.core.objectives.BalancedAway``, whose score stops rising once every
+            output is disrupted with margin): the remaining steps would buy nothing.
+            ``None``: always run ``steps`` steps.
+        halvings: a step-size schedule: the step halves this many times at evenly
+            spaced points, step ``t`` (from 0) using ``alpha * 2 ** -floor(t *
+            (halvings + 1) / steps)``. Big steps first reach the goal's neighbourhood
+            fast, small ones then settle (a fixed version of APGD's step halving at
+            checkpoints, Croce & Hein 2020). ``0``: a constant ``alpha``.
 
     Returns:
         ``x_adv``: detached, same shape and dtype as ``x``, values in ``[0, 1]``,
@@ -201,6 +224,11 @@ def run_attack(
                 delta = project(delta, eps, norm, linf_cap)
         x_adv = x0.clone() if delta is None else (x0 + delta).clamp(0.0, 1.0)
     momentum = torch.zeros_like(x0) if decay > 0 else None
+    if stop_at is not None and not math.isfinite(stop_at):
+        raise ValueError(f"stop_at must be a finite number or None, got {stop_at}")
+    if isinstance(halvings, bool) or not isinstance(halvings, int) or halvings < 0:
+        raise ValueError(f"halvings must be an integer >= 0, got {halvings!r}")
+    active: Tensor | None = None  # (B, 1, 1, 1): 1 where the image may still move
 
     for step in range(steps):
         x_adv.requires_grad_(True)
@@ -212,14 +240,23 @@ def run_attack(
                     f"got shape {tuple(scores.shape)}"
                 )
             (grad,) = torch.autograd.grad(scores.sum(), x_adv)
+        if stop_at is not None:
+            reached = (scores.detach() >= stop_at).view(-1, 1, 1, 1)
+            active = ~reached if active is None else active & ~reached
+            if not bool(active.any()):
+                if callback is not None:
+                    callback(step, scores.detach())
+                break
         with torch.no_grad():
             if momentum is not None:
                 scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(_TINY)
                 momentum = decay * momentum + grad / scale
                 grad = momentum
             direction = grad.sign() if norm == "linf" else grad / _per_sample_l2(grad)
-            x_adv = x_adv.detach() + alpha * direction
-            x_adv = (x0 + project(x_adv - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
+            size = alpha * 0.5 ** (step * (halvings + 1) // steps)
+            moved = x_adv.detach() + size * direction
+            moved = (x0 + project(moved - x0, eps, norm, linf_cap)).clamp(0.0, 1.0)
+            x_adv = moved if active is None else torch.where(active, moved, x_adv.detach())
         if callback is not None:
             callback(step, scores.detach())
     return x_adv.detach()
@@ -242,6 +279,8 @@ class Attack:
     decay: float = 0.0
     name: str = "attack"
     linf_cap: float | Tensor | None = None
+    stop_at: float | None = None
+    halvings: int = 0
 
     def __post_init__(self) -> None:
         check_params(self.eps, self.alpha, self.steps, self.norm, self.decay, self.linf_cap)
@@ -251,7 +290,7 @@ class Attack:
         x: Tensor,
         objective: Objective,
         *,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: Callback | None = None,
         start: Tensor | None = None,
     ) -> Tensor:
@@ -272,4 +311,6 @@ class Attack:
             callback=callback,
             start=start,
             linf_cap=self.linf_cap,
+            stop_at=self.stop_at,
+            halvings=self.halvings,
         )

@@ -24,6 +24,7 @@ import math
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from PIL import Image
 from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.bench.report import environment
+from disrupt.core.budget import resolve_budget
 from disrupt.core.crops import CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
@@ -107,6 +109,10 @@ def main() -> None:
                         help="'bundled' or a protector file: the amortized mode (--fast)")
     parser.add_argument("--refine-steps", type=int, default=None,
                         help="with --protector: attack steps after the forward pass (default 0)")
+    parser.add_argument("--steps", type=int, default=None, help="attack steps (default: preset)")
+    parser.add_argument("--halvings", type=int, default=0,
+                        help="step-size schedule: halve the step this many times "
+                        "(attacks.run_attack); with --steps")
     args = parse_face_options(parser)
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
@@ -120,13 +126,20 @@ def main() -> None:
     region: dict[str, list[float]] = defaultdict(list)
     held_out = torch.Generator().manual_seed(99)
     seconds: list[float] = []
+    preset = resolve_budget(args.strength, steps=args.steps)
+    # A ready attack keeps its steps and schedule; the preset's PSNR floor is then passed
+    # explicitly (its cap is the attack's eps).
+    attack = replace(preset.attack, halvings=args.halvings) if args.halvings else None
+    psnr = args.psnr if args.psnr is not None or attack is None else preset.psnr
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
         options = dict(targets=targets, strength=args.strength, seed=args.seed,
                        objective=args.objective, perceptual=args.perceptual,
-                       crop_jitter=args.crop_jitter, psnr=args.psnr,
-                       protector=args.protector, steps=args.refine_steps)
+                       crop_jitter=args.crop_jitter, psnr=psnr, attack=attack,
+                       steps=args.refine_steps if args.protector else
+                       (None if attack is not None else args.steps),
+                       protector=args.protector)
         saved_path = scratch / f"{i:06d}.jpg"
         if args.jpeg_output is not None and args.through_output:
             result = protect(x, **options, output=saved_path, jpeg_quality=args.jpeg_output)
@@ -165,6 +178,7 @@ def main() -> None:
     summary = {
         "images": f"CelebA {args.first:06d}-{args.first + args.limit - 1:06d}, CenterCrop(89)",
         "strength": args.strength, "objective": result.objective,
+        "steps": result.attack.steps, "halvings": result.attack.halvings,
         "perceptual": result.perceptual, "seed": args.seed,
         "protector": args.protector, "refine_steps": result.protector_steps,
         "environment": environment(args.seed, torch.device("cpu")),

@@ -21,6 +21,7 @@ from attacks import Attack
 from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
 from disrupt.core.masking import load_mask
 from disrupt.core.pipeline import (
+    Plan,
     changeable_mask,
     eot_for_output,
     evaluation_targets,
@@ -411,6 +412,24 @@ def protect(
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
                              transforms=transforms, progress=progress, protector=net,
                              refine_steps=refine or 0)
+    return finish_protection(source, x, protected, atk, chosen, budget, plan, seed=seed,
+                             faces=faces, masked=mask_tensor is not None,
+                             universal=start_delta is not None, output=output,
+                             overwrite=overwrite, require_disruption=require_disruption,
+                             started=started, protector_steps=refine,
+                             through_jpeg=quality if lossy else None, detector=detector)
+
+
+def finish_protection(
+    source: LoadedImage, x: Tensor, protected: Tensor, atk: Attack, chosen: Sequence[Target],
+    budget: Budget, plan: Plan, *, seed: int, faces: bool | None, masked: bool,
+    universal: bool, output: str | Path | None, overwrite: bool, require_disruption: bool,
+    started: float, protector_steps: int | None = None, through_jpeg: int | None = None,
+    detector: str = "haar",
+) -> ProtectResult:
+    """The measuring half of :func:`protect` (also :func:`disrupt.batch.protect_batch`'s):
+    save ``protected`` ``(1, 3, H, W)`` (8-bit levels in ``[0, 1]``) if asked, and
+    measure perceptibility and disruption on what was saved."""
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
@@ -425,14 +444,14 @@ def protect(
         eot_on=plan.eot_placement(budget.eot),
         faces=[b.as_tuple() for b in plan.faces],
         face_status=plan.face_status,
-        masked=mask_tensor is not None,
-        universal=start_delta is not None,
-        protector_steps=refine,
+        masked=masked,
+        universal=universal,
+        protector_steps=protector_steps,
         psnr_floor=budget.psnr,
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,
         crop_jitter=budget.crop_jitter,
-        through_jpeg=quality if lossy else None,
+        through_jpeg=through_jpeg,
         detector=detector if plan.face_status in ("used", "none-found") else None,
     )
     measured = protected

@@ -241,12 +241,15 @@ def test_celeba_crop_matches_center_crop_then_resize(tmp_path: Path) -> None:
 
 def test_speed_benchmark_cli(tmp_path: Path) -> None:
     res = runner.invoke(app, ["bench", "--speed", "-t", "stargan.tiny", "--size", "40x32",
-                              "-o", str(tmp_path), "--json", "-q"])
+                              "--threads", "1", "-o", str(tmp_path), "--json", "-q"])
     assert res.exit_code == 0, res.output
-    row = json.loads(res.stdout)["rows"][0]
-    assert (row["width"], row["height"]) == (40, 32)
-    assert row["protect_s"] > 0 and row["naive_s"] > 0 and row["speedup_loop"] > 0
-    assert (tmp_path / "speed.json").exists() and (tmp_path / "speed.md").exists()
+    payload = json.loads(res.stdout)
+    row, loops = payload["rows"][0], payload["loops"]
+    assert (row["width"], row["height"]) == (40, 32) and row["protect_s"] > 0
+    assert loops["naive_s"] > 0 and loops["ours_s"] > 0 and loops["same_pixels"] >= 0.99
+    saved = json.loads((tmp_path / "speed.json").read_text())
+    assert saved["environment"]["torch_threads"] == 1  # --threads reaches the run
+    assert "threads 1, commit" in (tmp_path / "speed.md").read_text()
     res = runner.invoke(app, ["bench", "--speed", "--size", "huge", "-o", str(tmp_path)])
     assert res.exit_code == 2
 

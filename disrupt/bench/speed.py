@@ -1,13 +1,22 @@
-"""How long protecting one photo takes, against the research code's way of computing it.
+"""How long protecting one photo takes, against the research code's algorithm, at equal work.
 
-The research code (natanielruiz/disrupting-deepfakes) runs one forward pass per
-condition and calls ``loss.backward()`` with the generator's parameters still
-requiring gradients, so every step also computes gradients for weights it never
-uses. :func:`naive_gradient` / :func:`naive_step` / :func:`naive_attack` reproduce
-that pattern (written here once, used by ``benchmarks/bench_step.py`` too);
-:func:`speed_benchmark` times :func:`disrupt.protect` with its default settings at
-several photo sizes and, in the same process, the naive loop with the same attack
-settings, and reports the ratio.
+The research code (natanielruiz/disrupting-deepfakes, ``LinfPGDAttack.perturb_joint_class``)
+attacks a generator on images already cropped and resized to its input: each step
+sets the gradients to zero, runs **one forward pass per class**, adds the per-class
+losses, and calls ``.backward()`` with the generator's weights still requiring
+gradients (so every step also computes gradients for weights it never uses), in the
+generator's test-time mode (train mode for StarGAN), then takes a sign step and
+projects onto the L-inf ball. :class:`ResearchLoop` and :func:`naive_attack` are that
+algorithm, written here once; our side (:func:`batched_attack`) runs every class in
+one batched pass and asks autograd for the input gradient only.
+
+Equal work: both sides get the same pre-cropped images (resized once, never per
+class or per step), the same objective (:class:`~disrupt.core.objectives.AwayFromClean`,
+each class against its own clean output, with the same tie-break; or
+:class:`~disrupt.core.objectives.BalancedAway`), the same random start, steps and
+step size. :func:`compare_loops` times them in the same process and raises unless
+their results agree. :func:`speed_benchmark` adds the wall time of default
+:func:`disrupt.protect` per photo size.
 
 Images are float ``(B, 3, H, W)`` in ``[0, 1]``.
 """
@@ -20,27 +29,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from attacks import project, random_delta
+from attacks import Attack, Objective, project, random_delta
 from disrupt.api import protect
 from disrupt.core.budget import DEFAULT_STRENGTH, resolve_budget
-from disrupt.core.objectives import AwayFromClean, Ensemble
+from disrupt.core.objectives import TIE_BREAK, AwayFromClean, BalancedAway, Ensemble
 from disrupt.core.seeding import move_to
 from disrupt.imaging.pixels import from_pil, to_pil
 from targets.base import Target
 
 __all__ = [
     "SPEED_SIZES",
+    "LoopComparison",
+    "ResearchLoop",
     "SpeedRow",
+    "batched_attack",
+    "batched_objective",
+    "compare_loops",
     "naive_attack",
-    "naive_gradient",
-    "naive_step",
     "parse_size",
+    "pre_crop",
+    "research_joint_class",
     "speed_benchmark",
     "speed_markdown",
     "write_speed",
@@ -48,51 +63,81 @@ __all__ = [
 
 #: ``(width, height)`` of the photos timed by default.
 SPEED_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (1024, 1024), (4000, 3000))
+#: :func:`compare_loops` fails unless at least this share of pixels is identical.
+SAME_PIXELS = 0.99
+#: ... and the two final objective values agree within this relative difference.
+SAME_SCORE = 1e-3
 
 
 def _generator_of(target: Target) -> nn.Module:
     net = getattr(target, "generator", None)
     if not isinstance(net, nn.Module):
-        raise TypeError(f"{target.name}: the naive loop needs a target with a .generator module")
+        raise TypeError(f"{target.name}: the research loop needs a target with a .generator module")
     return net
 
 
-def naive_gradient(target: Target, x_adv: Tensor, y_clean: Tensor) -> Tensor:
-    """The research-code gradient: per-condition forward + ``.backward()`` with weight grads.
+def batched_objective(targets: Sequence[Target], x: Tensor, *, balanced: bool = False,
+                      tie_break: float = TIE_BREAK) -> Ensemble:
+    """Our objective: per target, every class in one batched pass; a mean over targets.
+
+    ``x`` ``(B, 3, H, W)`` in ``[0, 1]`` (already at the targets' input size)."""
+    away = BalancedAway if balanced else AwayFromClean
+    return Ensemble([away(t, x, tie_break=tie_break) for t in targets])
+
+
+class ResearchLoop:
+    """The research code's step structure with our objective, for equal-work timing.
+
+    One :class:`~disrupt.core.objectives.AwayFromClean` (or ``BalancedAway``) per
+    (target, class), each called on its own: one forward pass per class. The score
+    is the mean over targets of the mean over classes, exactly what
+    :func:`batched_objective` computes in one pass per target.
 
     Args:
-        target: a :class:`~targets.GeneratorTarget` (its ``generator`` gets
-            ``requires_grad`` for the duration, as in the research code, then is frozen
-            again).
-        x_adv: ``(B, 3, H, W)`` in ``[0, 1]``.
-        y_clean: ``(K, B, 3, h, w)`` clean outputs, one per condition.
-
-    Returns:
-        ``(B, 3, H, W)``: gradient of the summed squared error with respect to ``x_adv``.
+        targets: generators with a ``.generator`` module.
+        x: clean images ``(B, 3, H, W)`` in ``[0, 1]``, pre-cropped.
+        balanced, tie_break: as :func:`batched_objective`.
     """
-    net = _generator_of(target)
-    net.requires_grad_(True)
-    try:
-        x_adv = x_adv.detach().clone().requires_grad_(True)
-        for k, cond in enumerate(target.conditions):
-            out = target(x_adv, cond.vector)
-            F.mse_loss(out, y_clean[k], reduction="sum").backward()
-        assert x_adv.grad is not None
-        return x_adv.grad.detach()
-    finally:
-        net.zero_grad(set_to_none=True)
-        net.requires_grad_(False)
+
+    def __init__(self, targets: Sequence[Target], x: Tensor, *, balanced: bool = False,
+                 tie_break: float = TIE_BREAK) -> None:
+        away = BalancedAway if balanced else AwayFromClean
+        self.targets = tuple(targets)
+        self.nets = [_generator_of(t) for t in self.targets]
+        self.parts = [[away(t, x, [c], tie_break=tie_break) for c in t.conditions]
+                      for t in self.targets]
+
+    def scores(self, x_adv: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B,)``: the mean over targets of the mean over classes."""
+        total = torch.zeros(x_adv.shape[0], device=x_adv.device)
+        for parts in self.parts:
+            per_target = sum((p(x_adv) for p in parts), torch.zeros_like(total))
+            total = total + per_target / len(parts)
+        return total / len(self.parts)
+
+    def gradient(self, x_adv: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` gradient of ``scores(x_adv).sum()``, the research code's way:
+        weights require gradients for the pass and ``.backward()`` fills them too (they
+        are cleared and frozen again afterwards)."""
+        for net in self.nets:
+            net.requires_grad_(True)
+            net.zero_grad(set_to_none=True)
+        try:
+            point = x_adv.detach().clone().requires_grad_(True)
+            self.scores(point).sum().backward()
+            if point.grad is None:
+                raise RuntimeError("the objective does not depend on the image")
+            return point.grad.detach()
+        finally:
+            for net in self.nets:
+                net.zero_grad(set_to_none=True)
+                net.requires_grad_(False)
 
 
-def naive_step(target: Target, x_adv: Tensor, y_clean: Tensor, alpha: float) -> Tensor:
-    """One unprojected sign step of the research-code loop: ``x_adv + alpha * sign(g)``."""
-    grad = naive_gradient(target, x_adv, y_clean)
-    return (x_adv + alpha * grad.sign()).clamp(0, 1).detach()
-
-
-@torch.no_grad()
-def _clean_outputs(target: Target, x: Tensor) -> Tensor:
-    return torch.stack([target(x, c.vector) for c in target.conditions])
+def _start(x: Tensor, eps: float, random_start: bool, generator: torch.Generator | None) -> Tensor:
+    if not random_start:
+        return x.clone()
+    return (x + random_delta(x, eps, "linf", generator)).clamp(0, 1)
 
 
 def naive_attack(
@@ -104,56 +149,217 @@ def naive_attack(
     steps: int,
     random_start: bool = True,
     generator: torch.Generator | None = None,
+    balanced: bool = False,
+    tie_break: float = TIE_BREAK,
 ) -> Tensor:
-    """The research-code attack loop (Linf PGD) on several targets, summing their gradients.
+    """The research code's L-inf PGD loop (:class:`ResearchLoop` gradients) on several targets.
 
     Args:
         targets: the generators (each needs a ``generator`` module).
-        x: ``(B, 3, H, W)`` clean images in ``[0, 1]``.
-        eps, alpha, steps, random_start: as :func:`attacks.run_attack` (Linf).
+        x: ``(B, 3, H, W)`` clean images in ``[0, 1]``, pre-cropped to the input size.
+        eps, alpha, steps, random_start: as :func:`attacks.run_attack` (L-inf); the
+            random start is drawn exactly as there.
+        generator: source of the random start.
+        balanced, tie_break: the objective (see :func:`batched_objective`).
+
+    Returns:
+        ``(B, 3, H, W)`` in ``[0, 1]`` within ``eps`` of ``x``.
+    """
+    loop = ResearchLoop(targets, x, balanced=balanced, tie_break=tie_break)
+    x_adv = _start(x, eps, random_start, generator)
+    for _ in range(steps):
+        x_adv = x_adv + alpha * loop.gradient(x_adv).sign()
+        x_adv = (x + project(x_adv - x, eps, "linf")).clamp(0, 1).detach()
+    return x_adv
+
+
+def research_joint_class(
+    target: Target,
+    x: Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``perturb_joint_class`` as published (Ruiz et al. 2020), with its own loss.
+
+    The clean output ``y`` is the generator's output for the **first** class only;
+    every step zeroes the gradients, runs one forward per class, adds the MSEs of
+    each output to that same ``y``, calls ``.backward()`` with the weights requiring
+    gradients, takes a sign step and projects (L-inf ``eps``, random start). The
+    target runs in its own test-time mode (StarGAN: train). Unlike
+    :class:`ResearchLoop`, this is not our objective: it is what the published code
+    computes, for the time-to-the-same-disruption comparison.
+
+    Args:
+        target: a generator target with a ``.generator`` module and conditions.
+        x: ``(B, 3, H, W)`` in ``[0, 1]``, pre-cropped to the input size.
+        eps, alpha, steps: on the ``[0, 1]`` scale (their ``0.05, 0.01`` on ``[-1, 1]``
+            are ``0.025, 0.005`` here).
         generator: source of the random start.
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]`` within ``eps`` of ``x``.
     """
-    y_clean = [_clean_outputs(t, x) for t in targets]
-    x_adv = x.clone()
-    if random_start:
-        x_adv = (x + random_delta(x, eps, "linf", generator)).clamp(0, 1)
-    for _ in range(steps):
-        grad = sum((naive_gradient(t, x_adv, y) for t, y in zip(targets, y_clean, strict=True)),
-                   torch.zeros_like(x))
-        x_adv = x_adv + alpha * grad.sign()
-        x_adv = (x + project(x_adv - x, eps, "linf")).clamp(0, 1).detach()
-    return x_adv
+    net = _generator_of(target)
+    conditions = [c.vector for c in target.conditions]
+    rows = [None if v is None else v.to(x.device).unsqueeze(0).expand(x.shape[0], *v.shape)
+            for v in conditions]
+    with torch.no_grad():
+        y = target(x, rows[0])
+    x_adv = _start(x, eps, True, generator)
+    net.requires_grad_(True)
+    try:
+        for _ in range(steps):
+            point = x_adv.detach().clone().requires_grad_(True)
+            net.zero_grad(set_to_none=True)
+            loss = sum((F.mse_loss(target(point, c), y) for c in rows), x.new_zeros(()))
+            loss.backward()
+            if point.grad is None:
+                raise RuntimeError(f"{target.name}: the loss does not depend on the image")
+            x_adv = point.detach() + alpha * point.grad.sign()
+            x_adv = (x + project(x_adv - x, eps, "linf")).clamp(0, 1)
+    finally:
+        net.zero_grad(set_to_none=True)
+        net.requires_grad_(False)
+    return x_adv.detach()
+
+
+def batched_attack(
+    targets: Sequence[Target],
+    x: Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    balanced: bool = False,
+    tie_break: float = TIE_BREAK,
+    stop_at: float | None = None,
+    halvings: int = 0,
+) -> Tensor:
+    """Our side of the comparison: :func:`attacks.run_attack` on :func:`batched_objective`.
+
+    Same arguments and result as :func:`naive_attack`; ``stop_at`` (early stopping) and
+    ``halvings`` (step-size schedule) as :func:`attacks.run_attack`."""
+    attack = Attack(eps=eps, alpha=alpha, steps=steps, random_start=random_start,
+                    name="pgd", stop_at=stop_at, halvings=halvings)
+    objective: Objective = batched_objective(targets, x, balanced=balanced, tie_break=tie_break)
+    return attack(x, objective, generator=generator)
+
+
+def pre_crop(photo: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize ``photo`` ``(B, 3, H, W)`` in ``[0, 1]`` to ``size`` ``(h, w)`` once, as the
+    research code's data loader did before any attack (bilinear, antialiased)."""
+    if tuple(photo.shape[-2:]) == tuple(size):
+        return photo.clone()
+    return F.interpolate(photo, size=tuple(size), mode="bilinear", align_corners=False,
+                         antialias=True).clamp(0, 1)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class LoopComparison:
+    """Seconds for the same attack on the same pre-cropped images, both ways.
+
+    ``same_pixels``: share of pixels identical in both results; ``score_naive`` and
+    ``score_ours``: the objective at each result (mean over images). ``speedup =
+    naive_s / ours_s``.
+    """
+
+    targets: tuple[str, ...]
+    batch: int
+    size: tuple[int, int]
+    conditions: int
+    eps_255: float
+    alpha_255: float
+    steps: int
+    objective: str
+    naive_s: float
+    ours_s: float
+    speedup: float
+    same_pixels: float
+    score_naive: float
+    score_ours: float
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["targets"], d["size"] = list(self.targets), list(self.size)
+        return d
+
+
+def compare_loops(
+    targets: Sequence[Target],
+    x: Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    seed: int = 0,
+    repeats: int = 1,
+    balanced: bool = False,
+) -> LoopComparison:
+    """Time :func:`naive_attack` and :func:`batched_attack` on ``x``, interleaved, fastest
+    of ``repeats``; raise ``RuntimeError`` unless their results agree (at least
+    :data:`SAME_PIXELS` of the pixels identical and objectives within
+    :data:`SAME_SCORE`), so the ratio is one of equal work.
+
+    ``x``: ``(B, 3, H, W)`` in ``[0, 1]`` at the targets' input size (:func:`pre_crop`).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    dev = x.device
+
+    def run(side: str, n: int) -> Tensor:
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        if side == "naive":
+            return naive_attack(targets, x, eps=eps, alpha=alpha, steps=n, generator=gen,
+                                balanced=balanced)
+        return batched_attack(targets, x, eps=eps, alpha=alpha, steps=n, generator=gen,
+                              balanced=balanced)
+
+    run("naive", 1), run("ours", 1)  # warm-up
+    best = {"naive": math.inf, "ours": math.inf}
+    results: dict[str, Tensor] = {}
+    for _ in range(repeats):
+        for side in ("naive", "ours"):
+            _sync(dev)
+            start = time.perf_counter()
+            results[side] = run(side, steps)
+            _sync(dev)
+            best[side] = min(best[side], time.perf_counter() - start)
+    same = (results["naive"] - results["ours"]).abs().le(1e-6).float().mean().item()
+    with torch.no_grad():
+        objective = batched_objective(targets, x, balanced=balanced)
+        s_naive = objective(results["naive"]).mean().item()
+        s_ours = objective(results["ours"]).mean().item()
+    gap = abs(s_naive - s_ours) / max(abs(s_naive), abs(s_ours), 1e-12)
+    if same < SAME_PIXELS or gap > SAME_SCORE:
+        raise RuntimeError(f"the two loops disagree: {same:.2%} of pixels identical, objective "
+                           f"{s_naive:.6g} (research loop) vs {s_ours:.6g} (ours)")
+    conds = sum(len(t.conditions) for t in targets)
+    return LoopComparison(
+        tuple(t.name for t in targets), x.shape[0], (x.shape[-1], x.shape[-2]), conds,
+        eps * 255, alpha * 255, steps, "balanced" if balanced else "mean", best["naive"],
+        best["ours"], best["naive"] / best["ours"], same, s_naive, s_ours)
 
 
 @dataclass(frozen=True)
 class SpeedRow:
-    """Seconds for one photo of ``width`` x ``height``.
-
-    ``protect_s``: :func:`disrupt.protect` with its defaults, end to end (face search,
-    EOT, attack, 8-bit projection, measurement; no file I/O). ``attack_s``: our attack
-    loop alone on the whole photo with the default preset's steps and L-inf cap
-    as its budget (no PSNR floor, no EOT, no faces). ``naive_s``: the research-code
-    loop with those same settings.
-    ``speedup_loop = naive_s / attack_s`` compares the loops at equal work;
-    ``speedup_protect = naive_s / protect_s`` compares the research loop with what a
-    user actually waits for by default.
-    """
+    """Seconds of default :func:`disrupt.protect` for one photo of ``width`` x ``height``:
+    end to end (face search, EOT, attack, 8-bit projection, measurement; no file I/O)."""
 
     width: int
     height: int
     targets: tuple[str, ...]
-    attack: str
-    eps_255: float
-    steps: int
-    eot: bool
+    strength: str
     protect_s: float
-    attack_s: float
-    naive_s: float
-    speedup_loop: float
-    speedup_protect: float
     device: str
 
     def to_dict(self) -> dict[str, object]:
@@ -183,9 +389,9 @@ def _photo(size: tuple[int, int], seed: int, photo: Tensor | None) -> Tensor:
     return from_pil(to_pil(photo).resize((w, h), Image.Resampling.BICUBIC))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _input_size(targets: Sequence[Target]) -> tuple[int, int]:
+    sizes = [t.input_size for t in targets if t.input_size is not None]
+    return max(sizes, key=lambda s: s[0] * s[1]) if sizes else (64, 64)
 
 
 def speed_benchmark(
@@ -197,12 +403,12 @@ def speed_benchmark(
     photo: Tensor | None = None,
     repeats: int = 1,
     progress: Callable[[int, int, str], None] | None = None,
-) -> list[SpeedRow]:
-    """Time default :func:`disrupt.protect` and the research-code loop per photo size.
+) -> tuple[list[SpeedRow], LoopComparison]:
+    """Time default :func:`disrupt.protect` per photo size, and the two loops at equal work.
 
     Args:
         targets: loaded targets (default protect runs all of them at once).
-        sizes: ``(width, height)`` pairs.
+        sizes: ``(width, height)`` pairs for :func:`disrupt.protect`.
         seed: seeds the random photo and the attacks.
         device: where to run.
         photo: ``(1, 3, H, W)`` in ``[0, 1]`` to resize to each size; ``None`` for
@@ -212,80 +418,88 @@ def speed_benchmark(
         progress: ``progress(done, total, what)`` before each measurement.
 
     Returns:
-        One :class:`SpeedRow` per size, after a small warm-up; compare ratios, which
-        are measured in the same process.
+        One :class:`SpeedRow` per size, and the :class:`LoopComparison` of the research
+        loop and ours on the photo pre-cropped to the targets' input size, with the
+        default preset's L-inf cap, its steps and its step for that cap (L-inf: the
+        research code's norm).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = torch.device(device)
     move_to(targets, dev)
-    # The loops compared are L-inf (the research code's); the preset's cap as budget.
-    budget = resolve_budget(DEFAULT_STRENGTH, psnr=0)
-    attack = budget.attack
+    attack = resolve_budget(DEFAULT_STRENGTH, psnr=0).attack
     names = tuple(t.name for t in targets)
-    warm = _photo((64, 64), seed, photo).to(dev)
-    protect(warm, targets=list(targets), seed=seed, device=dev, steps=1)
-    naive_attack(targets, warm, eps=attack.eps, alpha=attack.alpha, steps=1)
+    protect(_photo((64, 64), seed, photo).to(dev), targets=list(targets), seed=seed, device=dev,
+            steps=1)  # warm-up
+    total = len(sizes) + 1
     rows: list[SpeedRow] = []
     for i, size in enumerate(sizes):
         if progress is not None:
-            progress(i, len(sizes), f"{size[0]}x{size[1]}")
+            progress(i, total, f"protect {size[0]}x{size[1]}")
         x = _photo(size, seed, photo).to(dev)
-        timings = {"protect": math.inf, "attack": math.inf, "naive": math.inf}
+        best = math.inf
         for _ in range(repeats):
-            for run in timings:
-                _sync(dev)
-                start = time.perf_counter()
-                if run == "protect":
-                    protect(x, targets=list(targets), seed=seed, device=dev)
-                elif run == "attack":
-                    objective = Ensemble([AwayFromClean(t, x) for t in targets])
-                    attack(x, objective, generator=torch.Generator(device=dev).manual_seed(seed))
-                else:
-                    naive_attack(targets, x, eps=attack.eps, alpha=attack.alpha,
-                                 steps=attack.steps,
-                                 generator=torch.Generator(device=dev).manual_seed(seed))
-                _sync(dev)
-                timings[run] = min(timings[run], time.perf_counter() - start)
-        protect_s, attack_s, naive_s = timings["protect"], timings["attack"], timings["naive"]
-        rows.append(SpeedRow(
-            size[0], size[1], names, attack.name, attack.eps * 255, attack.steps, budget.eot,
-            protect_s, attack_s, naive_s, naive_s / attack_s if attack_s > 0 else float("nan"),
-            naive_s / protect_s if protect_s > 0 else float("nan"), str(dev)))
+            _sync(dev)
+            start = time.perf_counter()
+            protect(x, targets=list(targets), seed=seed, device=dev)
+            _sync(dev)
+            best = min(best, time.perf_counter() - start)
+        rows.append(SpeedRow(size[0], size[1], names, DEFAULT_STRENGTH, best, str(dev)))
         del x
     if progress is not None:
-        progress(len(sizes), len(sizes), "done")
-    return rows
+        progress(len(sizes), total, "loops")
+    crop = pre_crop(_photo(sizes[0] if sizes else (256, 256), seed, photo), _input_size(targets))
+    loops = compare_loops(targets, crop.to(dev), eps=attack.eps, alpha=attack.alpha,
+                          steps=attack.steps, seed=seed, repeats=repeats)
+    if progress is not None:
+        progress(total, total, "done")
+    return rows, loops
 
 
-def speed_markdown(rows: Sequence[SpeedRow], notes: Sequence[str] = ()) -> str:
-    """The timings as a markdown table."""
-    lines = ["# Speed: seconds per protected photo (default protect settings)", ""]
-    if rows:
-        r0 = rows[0]
-        lines.append(f"- targets: {', '.join(r0.targets)}; {r0.attack} eps {r0.eps_255:.0f}/255, "
-                     f"{r0.steps} steps, EOT {'on' if r0.eot else 'off'}; device {r0.device}")
+def speed_markdown(rows: Sequence[SpeedRow], loops: LoopComparison,
+                   notes: Sequence[str] = ()) -> str:
+    """The timings as markdown."""
+    lines = ["# Speed", ""]
     lines += [f"- note: {n}" for n in notes]
-    lines += ["", "| size | protect() s | our loop s | research-code loop s "
-              "| loop speed-up | vs protect() |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r.width}x{r.height} | {r.protect_s:.3f} | {r.attack_s:.3f} "
-                     f"| {r.naive_s:.3f} | {r.speedup_loop:.2f}x | {r.speedup_protect:.2f}x |")
-    lines += ["", "protect(): the defaults end to end (faces, EOT, measurement). Our loop and the "
-              "research-code loop: the same attack settings on the whole photo, without EOT; "
-              "loop speed-up = research / ours; vs protect() = research / protect(). Fastest of "
-              "the timed runs, all in the same process."]
+    if rows:
+        lines += ["", f"## Default protect() ({rows[0].strength}; {', '.join(rows[0].targets)}; "
+                  f"device {rows[0].device})", "", "| photo | protect() s |", "|---|---|"]
+        lines += [f"| {r.width}x{r.height} | {r.protect_s:.3f} |" for r in rows]
+    lp = loops
+    lines += ["", "## Attack loops at equal work", "",
+              f"{', '.join(lp.targets)}; {lp.batch} image(s) pre-cropped to "
+              f"{lp.size[0]}x{lp.size[1]} (resized once); {lp.conditions} conditions in all; "
+              f"L-inf PGD eps {lp.eps_255:.1f}/255, step {lp.alpha_255:.2f}/255, {lp.steps} steps; "
+              f"objective {lp.objective} (the same on both sides)", "",
+              "| loop | seconds | speed-up |", "|---|---|---|",
+              f"| research code's (one pass per class, weight gradients) | {lp.naive_s:.3f} "
+              "| 1.00x |",
+              f"| ours (classes batched, input gradient only) | {lp.ours_s:.3f} "
+              f"| {lp.speedup:.2f}x |", "",
+              f"Equal results (checked): {lp.same_pixels:.2%} of pixels identical; objective "
+              f"{lp.score_naive:.6g} (research loop) vs {lp.score_ours:.6g} (ours). Fastest of "
+              "the timed runs, in the same process."]
     return "\n".join(lines) + "\n"
 
 
-def write_speed(rows: Sequence[SpeedRow], out: Path, notes: Sequence[str] = ()) -> dict[str, Path]:
-    """Write ``speed.json`` (with the environment) and ``speed.md`` into ``out``."""
+def write_speed(rows: Sequence[SpeedRow], loops: LoopComparison, out: Path,
+                notes: Sequence[str] = (), env: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``speed.json`` (with the environment: threads, commit, machine) and
+    ``speed.md`` into ``out``, atomically. ``env``: :func:`disrupt.bench.report.environment`
+    taken when the run started (default: now)."""
     from disrupt.bench.report import environment
+    from disrupt.files import write_atomically
 
     device = torch.device(rows[0].device) if rows else torch.device("cpu")
+    env = env if env is not None else environment(0, device)
     files = {"json": out / "speed.json", "markdown": out / "speed.md"}
-    payload = {"environment": environment(0, device), "notes": list(notes),
-               "rows": [r.to_dict() for r in rows]}
-    files["json"].write_text(json.dumps(payload, indent=2))
-    files["markdown"].write_text(speed_markdown(rows, notes))
+    payload = {"environment": env, "notes": list(notes), "rows": [r.to_dict() for r in rows],
+               "loops": loops.to_dict()}
+    machine = (f"threads {env['torch_threads']}, commit {str(env['git_commit'])[:12]}"
+               f"{' (dirty)' if env['git_dirty'] else ''}, {env['device_name']} "
+               f"({env['cpu_count']} CPUs), torch {torch.__version__}")
+    text = json.dumps(payload, indent=2).encode()
+    write_atomically(files["json"], lambda f: f.write(text))
+    markdown = speed_markdown(rows, loops, [*notes, machine]).encode()
+    write_atomically(files["markdown"], lambda f: f.write(markdown))
     return files

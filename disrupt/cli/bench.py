@@ -64,7 +64,8 @@ def bench(
     no_semantic: Annotated[bool, typer.Option(
         "--no-semantic", help="Skip evaluator-based semantic success.")] = False,
     speed: Annotated[bool, typer.Option(
-        "--speed", help="Time default protect() per photo size instead of the grid.")] = False,
+        "--speed", help="Time default protect() per photo size, and the research code's loop "
+        "against ours at equal work, instead of the grid.")] = False,
     size: Annotated[list[str] | None, typer.Option(
         help="--speed photo size WxH (repeatable); default 256x256, 1024x1024, 4000x3000.")] = None,
     photo: Annotated[Path | None, typer.Option(
@@ -76,7 +77,7 @@ def bench(
     """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed)."""
     if speed:
         _speed(target or [], weights or [], size or [], photo, out, seed or 0,
-               _device_or_exit(device or "auto"), repeats, as_json, quiet)
+               _device_or_exit(device or "auto"), repeats, threads, as_json, quiet)
         return
     from disrupt.bench.config import BenchConfig, ConfigError, config_from_mapping, load_config
 
@@ -147,7 +148,8 @@ def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
 
 
 def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Path | None,
-           out: Path, seed: int, device: str, repeats: int, as_json: bool, quiet: bool) -> None:
+           out: Path, seed: int, device: str, repeats: int, threads: int | None,
+           as_json: bool, quiet: bool) -> None:
     from disrupt.api import default_targets, resolve_targets
     from disrupt.bench.speed import SPEED_SIZES, parse_size, speed_benchmark, write_speed
     from disrupt.errors import DisruptError
@@ -159,6 +161,8 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
         weight_map = _parse_weights(targets, weights)
         if repeats < 1:
             raise UsageError(f"--repeats must be at least 1, got {repeats}")
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {threads}")
     except (ValueError, UsageError) as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -167,27 +171,38 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
         targets = ["stargan.tiny"]
         notes.append("no bundled weights installed: timing stargan.tiny (tiny random model; "
                      "the ratio mostly measures resizing, not a real generator)")
+    import torch
+
+    from disrupt.bench.report import environment
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    env = environment(seed, torch.device(device))  # the commit and threads the run starts with
     bar = _progress_bar(quiet)
     try:
         chosen = resolve_targets(targets or None, weight_map)
         image = load_image(photo).rgb if photo is not None else None
         out.mkdir(parents=True, exist_ok=True)
         if bar is None:
-            rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
-                                   repeats=repeats)
+            rows, loops = speed_benchmark(chosen, sizes=dims, seed=seed, device=device,
+                                          photo=image, repeats=repeats)
         else:
             with bar:
                 task = bar.add_task("speed", total=len(dims))
-                rows = speed_benchmark(chosen, sizes=dims, seed=seed, device=device, photo=image,
-                                       repeats=repeats, progress=lambda d, t, what: bar.update(
-                                           task, completed=d, description=what))
-        files = write_speed(rows, out, notes)
-    except (DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
+                rows, loops = speed_benchmark(
+                    chosen, sizes=dims, seed=seed, device=device, photo=image, repeats=repeats,
+                    progress=lambda d, t, what: bar.update(task, completed=d, total=t,
+                                                           description=what))
+        files = write_speed(rows, loops, out, notes, env)
+    except (DisruptError, CheckpointError, UnknownTargetError, OSError,
+            RuntimeError) as exc:  # RuntimeError: the loops' results disagree
         raise _fail(exc) from None
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if as_json:
-        _echo_json({"rows": [r.to_dict() for r in rows], "notes": notes,
+        _echo_json({"rows": [r.to_dict() for r in rows], "loops": loops.to_dict(),
+                    "notes": notes,
                     "files": {k: str(v) for k, v in files.items()}})
         return
     typer.echo(files["markdown"].read_text())

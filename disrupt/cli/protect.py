@@ -118,6 +118,11 @@ def protect(
     require_disruption: Annotated[bool, typer.Option(
         "--require-disruption", help="Exit 1 when any model's output for any condition stays "
         "under the disruption threshold (the protected copy is still written).")] = False,
+    batch: Annotated[int, typer.Option(
+        help="Photos of one size protected without faces or a mask share attack batches "
+        "of up to N (results differ from one by one only by float rounding, which the steps "
+        "amplify); 1 (default): "
+        "one at a time, which was as fast on a 2-core CPU.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -135,6 +140,8 @@ def protect(
         alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
         if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
+        if batch < 1:
+            raise UsageError(f"--batch must be at least 1, got {batch}")
         targets = list(target or [])
         repeated = sorted({t for t in targets if targets.count(t) > 1})
         if repeated:
@@ -193,13 +200,27 @@ def protect(
         err=True,
     )
 
+    shared: dict[int, Any] = {}
+    # Batches share one whole-photo attack: only for the plain path (no mask, start
+    # point, JPEG output or other detector), which they reproduce photo by photo.
+    plain = (mask is None and start_from is None and net is None and detector == "haar"
+             and not any(o.suffix.lower() in (".jpg", ".jpeg") for o in outputs))
+    if plain:
+        from disrupt.batch import protect_shared
+
+        try:
+            shared = protect_shared(inputs, outputs, targets=chosen, budget=budget, faces=faces,
+                                    seed=seed, device=dev, overwrite=overwrite,
+                                    batch_size=batch)
+        except (DisruptError, OSError) as exc:
+            raise _fail(exc) from None
     failures = 0
     results: list[dict[str, Any]] = []
-    for photo, out_path in zip(inputs, outputs, strict=True):
+    for n, (photo, out_path) in enumerate(zip(inputs, outputs, strict=True)):
         try:
-            result = _run_one(protect_api, photo, out_path, chosen, budget, faces, mask,
-                              start_from, net, seed, dev, overwrite, quiet, jpeg_quality,
-                              detector)
+            result = shared.get(n) or _run_one(protect_api, photo, out_path, chosen, budget,
+                                               faces, mask, start_from, net, seed, dev,
+                                               overwrite, quiet, jpeg_quality, detector)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1

@@ -221,11 +221,39 @@ class BalancedAway(AwayFromClean):
         ratio = (distance / self.threshold).clamp(0.0, 1.0 + self.margin)
         return (torch.log(self.floor + ratio) - math.log(self.floor)).mean(dim=0)
 
+    @property
+    def ceiling(self) -> float:
+        """The highest score: every output at ``1 + margin`` times the threshold.
+
+        An attack can stop an image whose score is within float rounding of it
+        (:func:`balanced_stop_at`): nothing is left to gain there."""
+        return math.log(self.floor + 1.0 + self.margin) - math.log(self.floor)
+
     def ratios(self, x_adv: Tensor) -> Tensor:
         """``(K, B)`` distances over the threshold, unclamped (1: at the threshold)."""
         with torch.no_grad():
             d = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
         return d / self.threshold
+
+
+def balanced_stop_at(objective: BalancedAway | Ensemble) -> float:
+    """The ``stop_at`` of :func:`attacks.run_attack` for ``objective``: just under its
+    ceiling, so an image stops once every target and condition is disrupted with margin.
+
+    ``objective`` is a :class:`BalancedAway` or an :class:`Ensemble` of them (whose
+    ceiling is the weighted mean of theirs). A tolerance of ``1e-4`` of the ceiling
+    absorbs float32 rounding of the mean.
+    """
+    if isinstance(objective, BalancedAway):
+        ceiling = objective.ceiling
+    elif isinstance(objective, Ensemble) and all(
+            isinstance(o, BalancedAway) for o in objective.objectives):
+        ceiling = sum(w * o.ceiling for w, o in zip(objective.weights, objective.objectives,
+                                                     strict=True) if isinstance(o, BalancedAway))
+    else:
+        raise TypeError("balanced_stop_at needs a BalancedAway or an Ensemble of them, got "
+                        f"{type(objective).__name__}")
+    return ceiling * (1 - 1e-4)
 
 
 class JointConditions(AwayFromClean):

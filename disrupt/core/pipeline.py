@@ -58,6 +58,7 @@ from disrupt.core.masking import (
     texture_caps,
 )
 from disrupt.core.objectives import AwayFromClean, BalancedAway, Ensemble
+from disrupt.core.precision import Autocast, autocast_default
 from disrupt.core.protector import PerturbationNet, fit_to_budget, protector_raw
 from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import seeded
@@ -245,7 +246,7 @@ def run_protection(
     eot_samples: int = 1,
     transforms: Sequence[RandomTransform] = JPEG_EOT_TRANSFORMS,
     universal: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     eot_generator: torch.Generator | None = None,
     callback: Callable[[int, Tensor], None] | None = None,
     balanced: bool = False,
@@ -253,6 +254,7 @@ def run_protection(
     jitter_generator: torch.Generator | None = None,
     high_pass_sigma: float | None = None,
     start: Tensor | None = None,
+    autocast: bool | None = None,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -261,7 +263,8 @@ def run_protection(
     Args:
         universal: a ``(3, S, S)`` perturbation to start from, resized into each face's
             canonical crop (the whole photo without faces) and masked.
-        generator: seeds the attack's random start.
+        generator: seeds the attack's random start (or one generator per image of
+            ``x``, for a batch of same-size photos; see :func:`attacks.random_delta`).
         eot_generator: seeds the EOT draws.
         balanced: score each target with :class:`~disrupt.core.objectives.BalancedAway`
             (every model and condition relative to the threshold, frozen past it)
@@ -274,6 +277,8 @@ def run_protection(
             (:func:`~disrupt.core.masking.high_pass`).
         start: a protected photo ``(1, 3, H, W)`` in ``[0, 1]`` to start from (e.g. the
             amortized protector's), instead of ``universal``.
+        autocast: run the generators in bfloat16 (:class:`~disrupt.core.precision.Autocast`);
+            ``None``: on CUDA only (:func:`~disrupt.core.precision.autocast_default`).
     """
     if start is not None and universal is not None:
         raise ValueError("start and universal are two starting points: pass one")
@@ -291,6 +296,8 @@ def run_protection(
     objective: Objective = Ensemble([_objective_for(t, x_region, boxes, on_crops, balanced,
                                                     jitter, jitter_generator)
                                      for t in targets])
+    if autocast_default(x.device) if autocast is None else autocast:
+        objective = Autocast(objective)
     if on_photo:  # one draw per step for all targets: they all see the same posted photo
         objective = with_eot(objective)
     mask = plan.mask.to(x) if plan.mask is not None else None
