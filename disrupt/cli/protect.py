@@ -110,6 +110,11 @@ def protect(
     require_disruption: Annotated[bool, typer.Option(
         "--require-disruption", help="Exit 1 when any model's output for any condition stays "
         "under the disruption threshold (the protected copy is still written).")] = False,
+    workers: Annotated[int | None, typer.Option(
+        help="Protect the photos on a local Dask cluster of N worker processes (needs the "
+             "dask extra).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Protect the photos on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -136,6 +141,10 @@ def protect(
             raise UsageError("--fast uses the bundled universal perturbation: drop --universal")
         start_from: Path | str | None = "bundled" if fast else universal
         dev = _check_device_and_seed(device, seed)
+        if workers is not None or scheduler is not None:
+            from disrupt.cli.bench import _check_cluster
+
+            _check_cluster(workers, scheduler)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -178,6 +187,13 @@ def protect(
         err=True,
     )
 
+    if workers is not None or scheduler is not None:
+        from disrupt.cli.cluster import protect_on_cluster
+
+        protect_on_cluster(inputs, outputs, targets, weight_map, budget, faces, mask, start_from,
+                           seed, device, overwrite, require_disruption, as_json, quiet,
+                           workers, scheduler)
+        return
     failures = 0
     results: list[dict[str, Any]] = []
     for photo, out_path in zip(inputs, outputs, strict=True):
