@@ -254,6 +254,22 @@ def test_protect_cli_on_a_scheduler_matches_the_serial_cli(tmp_path: Path, clien
     assert summaries(serial.stdout) == summaries(spread.stdout)
 
 
+def test_bench_cli_on_a_scheduler_records_the_cluster(photos: Path, tmp_path: Path,
+                                                     client: Any) -> None:
+    args = ["bench", "--images", str(photos), "--limit", "2", "-t", "stargan.tiny",
+            "--steps", "2", "--channel", "none", "--threads", "1", "--json", "-q"]
+    serial = runner.invoke(app, [*args, "-o", str(tmp_path / "serial")])
+    spread = runner.invoke(app, [*args, "-o", str(tmp_path / "dask"),
+                                 "--scheduler", client.scheduler.address])
+    assert serial.exit_code == spread.exit_code == 0, spread.stderr
+    env = json.loads((tmp_path / "dask" / "results.json").read_text())["environment"]
+    assert env["dask"]["workers"] == 2 and env["dask"]["threads"] == 2
+    assert "dask" not in json.loads((tmp_path / "serial" / "results.json").read_text())[
+        "environment"]
+    assert _table(tmp_path / "dask" / "results.csv", ("seconds",)) == _table(
+        tmp_path / "serial" / "results.csv", ("seconds",))
+
+
 def test_cluster_options_are_checked_before_any_work(photos: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["bench", "--images", str(photos), "-t", "stargan.tiny",
                               "--workers", "0", "-o", str(tmp_path)])

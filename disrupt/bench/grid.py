@@ -26,7 +26,10 @@ Objectives (how the perturbation is found; see :mod:`disrupt.core.objectives`):
 
 Transfer: ``evaluate_on`` lists more targets; every cell is also measured on them
 (``transfer`` is true on those rows). Cells are cached in ``OUT/cells/<key>/`` by a
-hash of everything that defines them; a re-run skips finished cells.
+hash of everything that defines them; a re-run skips finished cells. Each cell runs
+as chunks, one per batch, each seeded by the run's seed and its batch number alone;
+finished chunks of an unfinished cell are kept too, and the chunks can run anywhere
+(:mod:`disrupt.distributed` runs them on a Dask cluster).
 
 The library returns a :class:`BenchResult`; :mod:`disrupt.bench.report` writes the
 JSON, CSV, markdown, plots and image grid; the CLI renders.

@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from torch import Tensor
 
@@ -242,6 +243,7 @@ def _run_on_cluster(client: Any, jobs: Sequence[tuple[int, tuple[Path, Path]]],
     from distributed import as_completed
 
     limit = in_flight or max(2, 4 * sum(client.nthreads().values()))
+    run = uuid4().hex[:8]  # task keys of another run (other settings) never match
     shared = client.scatter(settings, broadcast=True)
     pending = iter(jobs)
     futures: dict[Any, tuple[int, Path, Path]] = {}
@@ -255,7 +257,7 @@ def _run_on_cluster(client: Any, jobs: Sequence[tuple[int, tuple[Path, Path]]],
             except DisruptError as exc:
                 return PhotoOutcome(index, photo, out, error=str(exc))
             future = client.submit(protect_bytes, index, os.fspath(photo), data, os.fspath(out),
-                                   shared, key=f"protect-{index}-{photo.name}", pure=False)
+                                   shared, key=f"protect-{run}-{index}-{photo.name}", pure=False)
             futures[future] = (index, photo, out)
             queue.add(future)
             return None
