@@ -71,6 +71,11 @@ def bench(
     photo: Annotated[Path | None, typer.Option(
         help="--speed: resize this photo instead of random pixels.")] = None,
     repeats: Annotated[int, typer.Option(help="--speed: timed runs each, fastest kept.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Run the grid's chunks on a local Dask cluster of N worker processes "
+             "(needs the dask extra).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Run on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -102,9 +107,21 @@ def bench(
         if no_semantic:
             overrides["semantic"] = False
         cfg = config_from_mapping(overrides, base)
+        _check_cluster(workers, scheduler)
     except (ConfigError, UsageError) as exc:
         raise _fail(exc) from None
-    _run_bench(cfg, out, as_json, quiet)
+    _run_bench(cfg, out, as_json, quiet, workers, scheduler)
+
+
+def _check_cluster(workers: int | None, scheduler: str | None) -> None:
+    """:class:`UsageError` for bad ``--workers`` / ``--scheduler`` (no Dask needed)."""
+    from disrupt.distributed.cluster import check_cluster_options
+    from disrupt.errors import SettingError
+
+    try:
+        check_cluster_options(workers, scheduler)
+    except SettingError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _progress_bar(quiet: bool) -> Any:
@@ -117,7 +134,10 @@ def _progress_bar(quiet: bool) -> Any:
     return Progress(console=Console(stderr=True), transient=True)
 
 
-def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
+def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool, workers: int | None = None,
+               scheduler: str | None = None) -> None:
+    from contextlib import nullcontext
+
     from disrupt.bench.config import ConfigError
     from disrupt.bench.grid import run_benchmark
     from disrupt.bench.report import markdown_summary
@@ -126,13 +146,22 @@ def _run_bench(cfg: Any, out: Path, as_json: bool, quiet: bool) -> None:
 
     bar = _progress_bar(quiet)
     try:
-        if bar is None:
-            result = run_benchmark(cfg, out)
-        else:
-            with bar:
-                task = bar.add_task("bench", total=None)
-                result = run_benchmark(cfg, out, progress=lambda done, total, what: bar.update(
-                    task, completed=done, total=total, description=what))
+        with _cluster(workers, scheduler, quiet) as client:
+            extra: dict[str, Any] = {}
+            executor = None
+            if client is not None:
+                from disrupt.distributed.bench import bench_executor
+                from disrupt.distributed.cluster import describe
+
+                executor, extra = bench_executor(client, cfg), describe(client)
+            with bar if bar is not None else nullcontext():
+                progress = None
+                if bar is not None:
+                    task = bar.add_task("bench", total=None)
+                    progress = lambda done, total, what: bar.update(  # noqa: E731
+                        task, completed=done, total=total, description=what)
+                result = run_benchmark(cfg, out, progress=progress, executor=executor,
+                                       environment_extra=extra)
     except (ConfigError, DisruptError, CheckpointError, UnknownTargetError, OSError) as exc:
         raise _fail(exc) from None
     for note in result.notes:
@@ -208,3 +237,25 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
     typer.echo(files["markdown"].read_text())
     for kind, path in files.items():
         typer.echo(f"{kind}: {path}")
+
+
+def _cluster(workers: int | None, scheduler: str | None, quiet: bool) -> Any:
+    """A context giving a Dask client for ``--workers`` / ``--scheduler``, else ``None``;
+    says on stderr where the Dask dashboard is, when there is one."""
+    from contextlib import contextmanager, nullcontext
+
+    if workers is None and scheduler is None:
+        return nullcontext(None)
+    from disrupt.distributed.cluster import dashboard_link, open_client
+
+    @contextmanager
+    def opened() -> Any:
+        with open_client(workers, scheduler) as client:
+            link = dashboard_link(client, local=scheduler is None)
+            where = scheduler or f"a local cluster of {workers} worker processes"
+            if not quiet:
+                typer.echo(f"running on {where}"
+                           + (f"; Dask dashboard: {link}" if link else ""), err=True)
+            yield client
+
+    return opened()

@@ -123,6 +123,11 @@ def protect(
         "of up to N (results differ from one by one only by float rounding, which the steps "
         "amplify); 1 (default): "
         "one at a time, which was as fast on a 2-core CPU.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Protect the photos on a local Dask cluster of N worker processes (needs the "
+             "dask extra).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Protect the photos on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -154,6 +159,10 @@ def protect(
             "bundled" if universal is not None and str(universal) == "bundled" else universal)
         dev = _check_device_and_seed(device, seed)
         _check_detector(detector)
+        if workers is not None or scheduler is not None:
+            from disrupt.cli.bench import _check_cluster
+
+            _check_cluster(workers, scheduler)
     except UsageError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -200,6 +209,14 @@ def protect(
         err=True,
     )
 
+    if workers is not None or scheduler is not None:
+        from disrupt.cli.cluster import protect_on_cluster
+
+        protect_on_cluster(inputs, outputs, targets, weight_map, budget, faces, mask, start_from,
+                           seed, device, overwrite, require_disruption, as_json, quiet,
+                           workers, scheduler, detector=detector, jpeg_quality=jpeg_quality,
+                           protector="bundled" if fast else None)
+        return
     shared: dict[int, Any] = {}
     # Batches share one whole-photo attack: only for the plain path (no mask, start
     # point, JPEG output or other detector), which they reproduce photo by photo.
