@@ -154,3 +154,21 @@ def test_cli_jpeg_quality_is_checked_before_any_work(tmp_path: Path, args: list[
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and words in errors[0], res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+def test_many_photo_path_carries_the_jpeg_quality_and_detector(tmp_path: Path) -> None:
+    """protect_many (the Dask path's worker function, run here in process) passes the
+    JPEG quality and the detector on to protect()."""
+    from disrupt.distributed.protect import protect_many, settings_from
+
+    photo = tmp_path / "p.png"
+    x = _textured(size=48)
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(photo)
+    settings = settings_from(resolve_budget("low", steps=2), targets=["stargan.tiny"],
+                             jpeg_quality=60, detector="haar")
+    [outcome] = list(protect_many([photo], settings, outputs=[tmp_path / "p.jpg"]))
+    assert outcome.ok and outcome.summary is not None
+    assert outcome.summary["attack"]["through_jpeg"] == 60
+    _, written = _pillow_jpeg(x, 60)
+    saved = Image.open(tmp_path / "p.jpg")
+    assert {k: list(v) for k, v in saved.quantization.items()} == written  # type: ignore[attr-defined]
