@@ -165,10 +165,11 @@ def main() -> None:
                 hits[(channel.name, d.target)].append(float(d.disrupted))
                 mses[(channel.name, d.target)].append(d.ruiz_mse)
         # Crops a manipulator's own alignment might take, drawn with a seed the attack
-        # never used (scale +-10%, shift +-5%), each model on each.
+        # never used (scale +-10%, shift +-5%, turned up to 3 degrees), each model on each.
         whole = Box(0, 0, x.shape[-1], x.shape[-2])
-        draws = [CropJitter().draw(whole, (x.shape[-2], x.shape[-1]), held_out) for _ in range(3)]
-        views = [CropTarget(t, b, name=t.name) for b in draws for t in targets]
+        draws = [CropJitter().draw_tilted(whole, (x.shape[-2], x.shape[-1]), held_out)
+                 for _ in range(3)]
+        views = [CropTarget(t, b, name=t.name, angle=a) for b, a in draws for t in targets]
         for d in measure_disruption(views, x, protected, seed=args.seed)[0]:
             hits[(HELD_OUT, d.target)].append(float(d.disrupted))
             mses[(HELD_OUT, d.target)].append(d.ruiz_mse)

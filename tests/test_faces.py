@@ -316,3 +316,51 @@ def test_attacking_a_crop_distribution_beats_the_canonical_crop_on_held_out_crop
     spread = run_protection(x, [target], attack, plan, jitter=CropJitter(),
                             jitter_generator=torch.Generator().manual_seed(5))
     assert _held_out_mse(target, x, spread, box) > 1.3 * _held_out_mse(target, x, fixed, box)
+
+
+def test_a_tilted_crop_follows_a_rolled_head() -> None:
+    """Cropping a photo turned by 10 degrees with angle=10 gives back the upright crop
+    of the upright photo; the plain crop of the turned photo does not."""
+    import kornia
+
+    from disrupt.core.crops import crop_resize
+
+    x = kornia.filters.gaussian_blur2d(load_image(EXAMPLE).rgb, (9, 9), (2.0, 2.0))
+    box = Box(60, 20, 180, 140)
+    upright = crop_resize(x, box, (64, 64))
+    turned = kornia.geometry.transform.rotate(x, torch.tensor([10.0]),
+                                              center=torch.tensor([[120.0, 80.0]]))
+    followed = crop_resize(turned, box, (64, 64), 10.0)
+    assert followed.shape == upright.shape
+    assert (followed - upright).abs().mean() < 0.01
+    assert (crop_resize(turned, box, (64, 64)) - upright).abs().mean() > 0.05
+
+
+def test_tilted_crop_gradient_stays_near_its_box() -> None:
+    from disrupt.core.crops import crop_resize
+
+    x = torch.rand(1, 3, 200, 240, requires_grad=True)
+    box = Box(60, 40, 140, 120)
+    crop_resize(x, box, (32, 32), 3.0).sum().backward()
+    assert x.grad is not None
+    touched = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows = touched.any(dim=1).nonzero().flatten()
+    cols = touched.any(dim=0).nonzero().flatten()
+    # a 3-degree turn reaches a few pixels past the box, never far
+    assert rows.min() >= box.top - 6 and rows.max() < box.bottom + 6
+    assert cols.min() >= box.left - 6 and cols.max() < box.right + 6
+
+
+def test_crop_jitter_turns_within_its_range_and_is_seeded() -> None:
+    from disrupt.core.crops import CropJitter
+
+    jitter, box = CropJitter(rotation=3.0), Box(20, 30, 120, 130)
+    draws = [jitter.draw_tilted(box, (200, 200), torch.Generator().manual_seed(s))
+             for s in range(20)]
+    angles = [a for _, a in draws]
+    assert all(-3.0 <= a <= 3.0 for a in angles) and max(angles) - min(angles) > 3.0
+    again = jitter.draw_tilted(box, (200, 200), torch.Generator().manual_seed(0))
+    assert again == draws[0]
+    assert CropJitter(rotation=0.0).draw_tilted(box, (200, 200))[1] == 0.0
+    with pytest.raises(ValueError, match="rotation"):
+        CropJitter(rotation=90.0)
