@@ -35,7 +35,7 @@ from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.bench.report import environment
 from disrupt.core.budget import resolve_budget
-from disrupt.core.crops import CropJitter, CropTarget
+from disrupt.core.crops import HELD_OUT_JITTER, CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
@@ -167,7 +167,7 @@ def main() -> None:
         # Crops a manipulator's own alignment might take, drawn with a seed the attack
         # never used (scale +-10%, shift +-5%, turned up to 3 degrees), each model on each.
         whole = Box(0, 0, x.shape[-1], x.shape[-2])
-        draws = [CropJitter().draw_tilted(whole, (x.shape[-2], x.shape[-1]), held_out)
+        draws = [HELD_OUT_JITTER.draw_tilted(whole, (x.shape[-2], x.shape[-1]), held_out)
                  for _ in range(3)]
         views = [CropTarget(t, b, name=t.name, angle=a) for b, a in draws for t in targets]
         for d in measure_disruption(views, x, protected, seed=args.seed)[0]:
@@ -190,6 +190,8 @@ def main() -> None:
         "region_perceptibility": {k: float(np.mean(v)) for k, v in region.items()},
         "crop_jitter": result.crop_jitter, "psnr_floor": result.psnr_floor,
         "jpeg_output": args.jpeg_output,
+        "jitter_rotation": CropJitter().rotation if result.crop_jitter else None,
+        "held_out_jitter": vars(HELD_OUT_JITTER),
         "through_output": args.through_output if args.jpeg_output is not None else None,
         "threshold": "Ruiz MSE > 0.05 on [-1,1], per (image, condition)",
         "disrupted_fraction": {c: {n: float(np.mean(hits[(c, n)])) for n in names}

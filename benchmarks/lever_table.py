@@ -23,7 +23,8 @@ def label(run: dict) -> str:
     if run.get("perceptual"):
         parts.append(run.get("perceptual_variant", "perceptual (texture caps + high-pass)"))
     if run.get("crop_jitter"):
-        parts.append("crop jitter")
+        turn = run.get("jitter_rotation")
+        parts.append("crop jitter" + (f" turning up to {turn:g} degrees" if turn else ""))
     if run.get("jpeg_output"):
         how = "through its codec" if run.get("through_output") else "saved after the attack"
         parts.append(f"JPEG {run['jpeg_output']} output, {how} (as saved = that file)")
@@ -31,6 +32,8 @@ def label(run: dict) -> str:
         steps = run.get("refine_steps") or 0
         parts.append(f"amortized protector ({run['protector']})"
                      + (f" + {steps} steps" if steps else ", forward pass only"))
+    if (run.get("held_out_jitter") or {}).get("rotation"):
+        parts.append("[held-out crops turned too]")
     return ", ".join(parts)
 
 

@@ -133,11 +133,17 @@ class CropJitter:
     inside the image); :meth:`draw_tilted` also turns it by up to ``rotation`` degrees
     either way. Measured on the bundled models: a crop one pixel off the one the
     attack used halved StarGAN's Ruiz MSE on the README photo.
+
+    ``rotation`` is 0 by default: attacking through crops turned by up to 3 degrees
+    left StarGAN disrupted on 36% of the 10 lever faces as saved and 12% on held-out
+    tilted crops, against 94% and 23% for the default without any jitter
+    (benchmarks/results/levers/rot_*.json). Held-out evaluation uses
+    :data:`HELD_OUT_JITTER`, which turns.
     """
 
     scale: float = 0.10
     shift: float = 0.05
-    rotation: float = 3.0
+    rotation: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.scale < 1 and 0 <= self.shift < 0.5 and 0 <= self.rotation <= 45):
@@ -165,6 +171,11 @@ class CropJitter:
         left = min(max(0, round(cx - side_w / 2)), w - side_w)
         top = min(max(0, round(cy - side_h / 2)), h - side_h)
         return Box(left, top, left + side_w, top + side_h)
+
+
+#: The crops benchmarks hold out: a manipulator's alignment, off by up to 10% in
+#: scale, 5% in position and 3 degrees in roll.
+HELD_OUT_JITTER = CropJitter(rotation=3.0)
 
 
 class CropsObjective:
