@@ -28,6 +28,7 @@ from disrupt.core.budget import Budget
 from disrupt.distributed.worker import cache_key, cached
 from disrupt.errors import DisruptError, SettingError, one_line, printable
 from disrupt.files import write_atomically
+from disrupt.imaging.load import check_readable
 
 __all__ = ["PhotoOutcome", "PhotoSettings", "protect_many"]
 
@@ -135,19 +136,13 @@ def protect_bytes(index: int, name: str, data: bytes, output: str,
 
 
 def _read(path: Path) -> bytes:
-    """The file's bytes, or :class:`DisruptError` worded as :func:`load_image` words it."""
+    """The file's bytes, or the error :func:`load_image` gives for it."""
     shown = printable(os.fspath(path))
+    check_readable(path, shown)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DisruptError(f"{shown}: file not found") from None
-    except IsADirectoryError:
-        raise DisruptError(f"{shown}: is a directory, not an image file") from None
+        return path.read_bytes()
     except OSError as exc:
         raise DisruptError(f"{shown}: cannot read file ({one_line(exc)})") from None
-    if not data:
-        raise DisruptError(f"{shown}: file is empty")
-    return data
 
 
 def _write(outcome: PhotoOutcome, overwrite: bool) -> None:

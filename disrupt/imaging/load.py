@@ -159,7 +159,7 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = printable(os.fspath(source))
-        _check_readable(path, name)
+        check_readable(path, name)
         return _open_and_decode(path, name, path, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
@@ -182,7 +182,8 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> L
                          "tensor)")
 
 
-def _check_readable(path: Path, name: str) -> None:
+def check_readable(path: Path, name: str) -> None:
+    """:class:`ImageError` naming ``name`` unless ``path`` is a non-empty readable file."""
     try:
         st = path.stat()
     except FileNotFoundError:
