@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = Path(__file__).resolve().parents[1] / "targets" / "weights"
-ROWS = ("stargan_celeba64", "attgan_celeba64", "cyclegan_utkface64", "faceswap_lfw64")
+ROWS = ("stargan_celeba64", "attgan_celeba64", "cyclegan_utkface64", "faceswap_lfw64",
+        "pix2pix_celeba64")
 
 
 def _pct(value: Any) -> str:
@@ -42,6 +43,10 @@ def kept(card: dict[str, Any]) -> str:
     cycles = [v["cycle_l1"] for v in q.values() if isinstance(v, dict) and "cycle_l1" in v]
     if cycles:
         return f"cycle L1 {sum(cycles) / len(cycles):.3f}"
+    others = [v["other_attributes_kept"] for v in q.values()
+              if isinstance(v, dict) and "other_attributes_kept" in v]
+    if others:  # an unconditional edit has no reconstruction: hair and age readings kept
+        return f"other attributes kept {sum(others) / len(others) * 100:.0f}%"
     recs = [v["reconstruction_l1"] for v in q.values()
             if isinstance(v, dict) and "reconstruction_l1" in v]
     return f"reconstruction L1 {sum(recs) / len(recs):.3f}" if recs else "-"

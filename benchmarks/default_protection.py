@@ -12,6 +12,9 @@ Run: python benchmarks/default_protection.py --images ../shared/data/celeba10k/i
          [--limit 100] [--first 9401] [--strength mid] [--out runs/default_protection.json]
          [--protector bundled [--refine-steps N]]
 
+``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
+measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
+
 ``--protector`` measures the amortized protector (``disrupt protect --fast``) instead of
 the iterative attack: one forward pass, then ``--refine-steps`` attack steps (default 0).
 """
@@ -113,11 +116,17 @@ def main() -> None:
     parser.add_argument("--halvings", type=int, default=0,
                         help="step-size schedule: halve the step this many times "
                         "(attacks.run_attack); with --steps")
+    parser.add_argument("--add-target", action="append", default=[], metavar="NAME",
+                        help="attack this target too, beside the default set (repeatable)")
+    parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
+                        help="measure this target without attacking it: transfer (repeatable)")
     args = parse_face_options(parser)
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
-    names = default_targets()
-    targets = [load_target(n) for n in names]
+    attacked_names = default_targets() + args.add_target
+    attacked = [load_target(n) for n in attacked_names]
+    names = attacked_names + args.also_measure
+    targets = attacked + [load_target(n) for n in args.also_measure]
     channels = [parse_channel(c) for c in CHANNELS]
     channel_names = [c.name for c in channels]
     hits: dict[tuple[str, str], list[float]] = defaultdict(list)  # (channel, target) -> 0/1
@@ -134,7 +143,7 @@ def main() -> None:
     for i in range(args.first, args.first + args.limit):
         x = celeba_crop(args.images / f"{i:06d}.jpg")
         start = time.perf_counter()
-        options = dict(targets=targets, strength=args.strength, seed=args.seed,
+        options = dict(targets=attacked, strength=args.strength, seed=args.seed,
                        objective=args.objective, perceptual=args.perceptual,
                        crop_jitter=args.crop_jitter, psnr=psnr, attack=attack,
                        steps=args.refine_steps if args.protector else
@@ -184,7 +193,8 @@ def main() -> None:
         "protector": args.protector, "refine_steps": result.protector_steps,
         "environment": environment(args.seed, torch.device("cpu")),
         "torch": torch.__version__,
-        "threads": args.threads, "targets": names,
+        "threads": args.threads, "targets": names, "attacked": attacked_names,
+        "measured_only": args.also_measure,
         "seconds_per_image": float(np.mean(seconds)),
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},
         "region_perceptibility": {k: float(np.mean(v)) for k, v in region.items()},

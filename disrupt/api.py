@@ -209,16 +209,17 @@ def check_disrupted(result: ProtectResult) -> None:
 
 
 def default_targets() -> list[str]:
-    """Names of the bundled targets whose weights are installed (the offline default).
+    """Names of the default bundled targets whose weights are installed (the offline
+    default; ``targets.bundled.BUNDLED_DEFAULT``).
 
     A bundled model whose weights are missing is left out with a logged warning, so a
     damaged install weakens the protection visibly, never silently.
     """
-    from targets.bundled import weights_installed
+    from targets.bundled import BUNDLED_DEFAULT, weights_installed
 
     names = []
     for info in list_targets():
-        if not info.bundled:
+        if not info.bundled or info.name not in BUNDLED_DEFAULT:
             continue
         if weights_installed(info.name):
             names.append(info.name)

@@ -10,6 +10,9 @@ They make the default path work offline, without any official checkpoint:
   <-> old (50+), 64x64, in one module.
 - ``faceswap.lfw64``: the classic deepfake autoencoder (shared encoder, one decoder
   per identity), LFW George_W_Bush <-> Colin_Powell, 64x64 face crops.
+- ``pix2pix.celeba64``: a pix2pix U-Net (junyanz/pytorch-CycleGAN-and-pix2pix
+  architecture, InstanceNorm, no dropout), CelebA gender swap distilled from the
+  bundled StarGAN's successful edits, 64x64, unconditional.
 
 Training code: ``targets/training/``. Data: CelebA (Liu et al. 2015), UTKFace (Zhang
 et al. 2017), LFW (Huang et al. 2007); all **non-commercial research use only**,
@@ -22,8 +25,12 @@ sha256 in its JSON card, converted to fp32 and loaded strictly. Mode: what each
 model was trained and tested in, from its card: ``train`` for StarGAN (InstanceNorm
 with per-image statistics, as the official test script; running statistics are
 frozen and unused), ``eval`` for the others (AttGAN's BatchNorm uses its running
-statistics, as the official ``test.py``; CycleGAN's InstanceNorm keeps no running
-statistics and the face-swap model has no normalisation, so both modes agree).
+statistics, as the official ``test.py``; CycleGAN's and the pix2pix U-Net's
+InstanceNorm keeps no running statistics and the face-swap model has no
+normalisation, so both modes agree).
+
+``BUNDLED_DEFAULT`` lists the models the default protection attacks and verifies;
+a bundled model outside it (``in_default=False``) loads by name like any target.
 """
 
 from __future__ import annotations
@@ -109,12 +116,16 @@ class BundledSpec:
     value_range: tuple[float, float]
     condition_names: tuple[str, ...]
     call: CallAdapter | None = None
+    unconditional: bool = False  # one output, named by condition_names[0]
+    in_default: bool = True  # attacked and verified by the default protection
 
     @property
     def card_file(self) -> str:
         return self.file.replace(".safetensors", ".json")
 
     def conditions(self) -> tuple[Condition, ...]:
+        if self.unconditional:
+            return (Condition(self.condition_names[0], None),)
         return _one_hot(self.condition_names)
 
 
@@ -143,9 +154,13 @@ SPECS: dict[str, BundledSpec] = {
                     "bundled deepfake autoencoder, LFW George_W_Bush <-> Colin_Powell, 64x64 "
                     "face crops; condition = whose decoder renders the face",
                     (0.0, 1.0), tuple(f"as_{n}" for n in IDENTITIES)),
+        BundledSpec("pix2pix.celeba64", "pix2pix_celeba64.safetensors",
+                    "bundled pix2pix U-Net, CelebA gender swap (distilled from the bundled "
+                    "StarGAN), 64x64; unconditional",
+                    (-1.0, 1.0), ("gender_swap",), unconditional=True, in_default=False),
     )
 }
-BUNDLED_DEFAULT: tuple[str, ...] = tuple(SPECS)
+BUNDLED_DEFAULT: tuple[str, ...] = tuple(n for n, s in SPECS.items() if s.in_default)
 EVALUATOR_FILES: dict[str, str] = {
     "celeba": "evaluator_celeba.safetensors",
     "utkface": "evaluator_utkface.safetensors",
@@ -171,7 +186,8 @@ def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
     ``attgan`` -> :class:`targets.attgan.AttGANGenerator`,
     ``cyclegan`` -> :class:`CycleGANPair` of two :class:`targets.cyclegan.ResnetGenerator`
     (``architecture['g_young2old']['kwargs']`` / ``['g_old2young']['kwargs']``),
-    ``faceswap`` -> :class:`targets.faceswap.FaceSwapAutoencoder`.
+    ``faceswap`` -> :class:`targets.faceswap.FaceSwapAutoencoder`,
+    ``pix2pix`` -> :class:`targets.pix2pix.UnetGenerator`.
     """
     if name == "stargan.celeba64":
         from targets.stargan import StarGANGenerator
@@ -193,6 +209,10 @@ def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
         from targets.faceswap import FaceSwapAutoencoder
 
         return FaceSwapAutoencoder(**_kwargs(architecture))
+    if name == "pix2pix.celeba64":
+        from targets.pix2pix import UnetGenerator
+
+        return UnetGenerator(**_kwargs(architecture))
     raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
 
 

@@ -18,12 +18,18 @@ def list_targets_cmd(
     """List the registered generator targets."""
     from disrupt.api import default_targets
     from targets import list_targets
+    from targets.bundled import weights_installed
 
     defaults = set(default_targets())
     rows = []
     for info in list_targets():
         if info.bundled:
-            kind = "bundled (default)" if info.name in defaults else "bundled (not installed)"
+            if info.name in defaults:
+                kind = "bundled (default)"
+            elif weights_installed(info.name):
+                kind = "bundled (by name)"
+            else:
+                kind = "bundled (not installed)"
         else:
             kind = "needs --weights" if info.needs_weights else "random init (tests)"
         rows.append({"name": info.name, "kind": kind, "description": info.description})

@@ -19,6 +19,9 @@ MODELS: dict[str, dict[str, str]] = {
     "attgan.celeba64": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
     "cyclegan.utkface64": {"run": "cyclegan", "dataset": "utkface", "module": "cyclegan_train"},
     "faceswap.lfw64": {"run": "faceswap", "dataset": "lfw", "module": "faceswap_train"},
+    # Distilled from a trained StarGAN, so it trains after its teacher (not in run_all).
+    "pix2pix.celeba64": {"run": "pix2pix", "dataset": "celeba", "module": "pix2pix_train",
+                         "teacher": "stargan.celeba64"},
 }
 DATA_LICENCE = (
     "Non-commercial research use only. Trained on {data}, whose terms permit "
@@ -62,6 +65,10 @@ PAPERS = {
     "faceswap.lfw64": "The 2017 'deepfakes' shared-encoder / per-identity-decoder autoencoder, "
                       "after the 'Original' model of deepfakes/faceswap (GPL-3.0; architecture "
                       "only, reimplemented and shrunk).",
+    "pix2pix.celeba64": "P. Isola et al. Image-to-Image Translation with Conditional "
+                        "Adversarial Networks. CVPR 2017 (U-Net and PatchGAN after "
+                        "junyanz/pytorch-CycleGAN-and-pix2pix, BSD-2-Clause); trained on "
+                        "pairs made by the bundled StarGAN (knowledge distillation).",
 }
 
 
@@ -141,6 +148,8 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
         },
         "quality": None,
     }
+    if "edit" in train:  # a distilled model names its teacher and the edit it learnt
+        card["edit"] = train["edit"]
     write_json(card, weights_dir / spec.card_file)
     return card
 
@@ -208,6 +217,10 @@ def markdown_card(card: dict[str, Any]) -> str:
                   + (", stored as " + ", ".join(f"`{s['file']}`" for s in card["shards"])
                      + " (the sha256 above is over the shards' sha256s)"
                      if "shards" in card else "") + ".", ""]
+    if "edit" in card:
+        e = card["edit"]
+        lines += ["## Edit", "", f"`{e['name']}`, distilled from `{e['teacher']}` "
+                  f"({e['teacher_label']}).", ""]
     if "inference_mode" in card:
         note = card.get("inference_mode_note", "")
         lines += [f"Inference mode: `{card['inference_mode']}`. {note}",
@@ -239,7 +252,11 @@ def markdown_card(card: dict[str, Any]) -> str:
             for k, v in q.items():
                 if isinstance(v, dict):
                     lines.append(f"- {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
-            lines += ["", f"Mean success: {_fmt(q.get('mean_success'))}.", ""]
+            lines += ["", f"Mean success: {_fmt(q.get('mean_success'))}."]
+            extra = [f"{k} {_fmt(v)}" for k, v in q.items() if isinstance(v, (int, float))
+                     and k not in ("mean_success", "n_test_images")]
+            lines += ([f"Also: {', '.join(extra)} (n = {q.get('n_test_images')} test images)."]
+                      if extra else []) + [""]
     if "test" in card:
         test = json.dumps(card["test"], indent=2)[:4000]
         lines += ["## Test-split accuracy", "", "```json", test, "```", ""]

@@ -19,6 +19,8 @@ the exported fp16 weights, so the figures describe what ships.
   the reverse; ``cycle_l1``: mean |G_o2y(G_y2o(x)) - x| (and reverse), ``[0,1]`` scale.
 - Face swap: fraction of Bush test faces rendered by Powell's decoder that the LFW
   evaluator calls Powell, and the reverse; ``reconstruction_l1`` with the own decoder.
+- pix2pix gender swap: fraction of male test faces the CelebA evaluator reads as
+  female on the output, and the reverse; the teacher StarGAN's rate beside it.
 
 The evaluators' own test accuracy on real images is reported beside, as the ceiling.
 """
@@ -268,6 +270,60 @@ def faceswap_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSe
     return result
 
 
+def gender_swap_quality(target: GeneratorTarget, evaluator: nn.Module, test: FaceSet,
+                        teacher: GeneratorTarget | None = None,
+                        batch: int = 100) -> dict[str, Any]:
+    """An unconditional gender swap (the bundled pix2pix), judged like StarGAN's *Male* edit.
+
+    Per direction (male -> female, female -> male by the CelebA label): ``success``, the
+    fraction of outputs the CelebA evaluator reads as the other gender;
+    ``other_attributes_kept``, how often its hair-colour and *Young* readings match the
+    real image's. ``teacher``: the StarGAN the model was distilled from, measured the
+    same way on the same faces (its ``Male`` edit) for comparison, with the mean L1
+    between the two outputs on the ``[0,1]`` scale.
+    """
+    dev = next(evaluator.parameters()).device
+    names = test.label_names
+    male = names.index("Male")
+    others = [names.index(a) for a in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Young")]
+    x = test.images.to(dev)
+    org = test.labels.to(dev)
+    out = _batched(lambda im, _c: target(im), x, org, batch)
+    real_pred = _logits(evaluator, to_unit(x), batch) > 0
+    pred = _logits(evaluator, out, batch) > 0
+    teacher_pred = teacher_out = None
+    if teacher is not None:
+        from targets.bundled import STARGAN_ATTRS
+
+        cols = [names.index(a) for a in STARGAN_ATTRS]
+        want = stargan_targets(org[:, cols].float(), STARGAN_ATTRS, STARGAN_ATTRS.index("Male"))
+        teacher_out = _batched(teacher, x, want, batch)
+        teacher_pred = _logits(evaluator, teacher_out, batch) > 0
+    result: dict[str, Any] = {"n_test_images": len(test)}
+    rates = []
+    for src, label in ((1.0, "male_to_female"), (0.0, "female_to_male")):
+        rows = org[:, male] == src
+        ok = pred[rows, male] == (src == 0.0)
+        kept = (pred[rows][:, others] == real_pred[rows][:, others]).float().mean()
+        entry: dict[str, Any] = {"n": int(rows.sum()),
+                                 "success": round(float(ok.float().mean()), 4),
+                                 "other_attributes_kept": round(float(kept), 4)}
+        if teacher_pred is not None:
+            t_ok = teacher_pred[rows, male] == (src == 0.0)
+            entry["teacher_success"] = round(float(t_ok.float().mean()), 4)
+        rates.append(float(entry["success"]))
+        result[label] = entry
+    result["mean_success"] = round(sum(rates) / 2, 4)
+    result["evaluator_accuracy_real"] = round(float((real_pred[:, male] == (org[:, male] > 0.5))
+                                                    .float().mean()), 4)
+    result["mean_abs_change"] = _l1(out, to_unit(x))
+    if teacher_out is not None:
+        result["l1_to_teacher"] = _l1(out, teacher_out)
+    result["protocol"] = ("CelebA test split; success = the CelebA evaluator reads the other "
+                          "gender on the output, averaged over both directions")
+    return result
+
+
 def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device = "cpu",
             batch: int = 100) -> dict[str, Any]:
     """Quality of bundled target ``name`` from ``weights_dir`` (weights, cards, evaluators)."""
@@ -275,7 +331,8 @@ def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device
 
     target = load_bundled(name, weights_dir).to(device)
     dataset = {"stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
-               "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw"}[name]
+               "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw",
+               "pix2pix.celeba64": "celeba"}[name]
     evaluator = load_evaluator_for(dataset, weights_dir, device)
     test = load_faces(pack, cast(Dataset, dataset), "test", device)
     if name == "stargan.celeba64":
@@ -285,6 +342,9 @@ def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device
                               [c.name for c in target.conditions], batch)
     if name == "cyclegan.utkface64":
         return cyclegan_quality(target, evaluator, test, batch)
+    if name == "pix2pix.celeba64":
+        teacher = load_bundled("stargan.celeba64", weights_dir).to(device)
+        return gender_swap_quality(target, evaluator, test, teacher, batch)
     return faceswap_quality(target, evaluator, test, batch)
 
 
