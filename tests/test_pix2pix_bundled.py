@@ -51,8 +51,8 @@ def test_pairs_keep_only_edits_the_evaluator_accepts(pack: Path) -> None:
 
 
 def test_training_resumes_exactly(pack: Path, tmp_path: Path) -> None:
-    kw: dict[str, Any] = {"seconds": 600, "iters": 4, "device": "cpu", "batch_size": 2, "ngf": 4, "ndf": 4,
-          "log": False}
+    kw: dict[str, Any] = {"seconds": 600, "iters": 4, "device": "cpu", "batch_size": 2,
+                          "ngf": 4, "ndf": 4, "log": False}
     straight = train_pix2pix(pack, tmp_path / "a", **kw)
     assert straight["iterations"] == 4 and straight["finished"]
     # A run interrupted after 2 iterations, continued with --resume, ends in the same weights.
