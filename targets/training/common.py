@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -12,6 +13,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, seconds: float, smoke: str) -> None:
+    """The options every standalone trainer takes: ``--pack --out --seconds --iters
+    --seed --resume --smoke --device`` (``seconds``: the default wall-clock budget;
+    ``smoke``: the help of ``--smoke``)."""
+    parser.add_argument("--pack", type=Path, required=True, help="face pack .npz")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help=smoke)
+    parser.add_argument("--device", default=None)
 
 
 def setup_device(device: str | None, *, threads: int | None = None) -> torch.device:

@@ -35,6 +35,7 @@ from torch import Tensor
 from targets.faceswap import FaceSwapAutoencoder
 from targets.training.common import (
     Budget,
+    add_run_options,
     atomic_torch_save,
     cosine_lr,
     hardware_name,
@@ -199,14 +200,7 @@ def train_faceswap(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m targets.training.faceswap_train")
-    p.add_argument("--pack", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seconds", type=float, default=300)
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--smoke", action="store_true", help="a few iterations on CPU")
-    p.add_argument("--device", default=None)
+    add_run_options(p, seconds=300, smoke="a few iterations on CPU")
     a = p.parse_args(argv)
     if a.smoke:
         setup_device("cpu", threads=1)

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from targets.pix2pix import UnetGenerator
 from targets.training.common import (
     Budget,
+    add_run_options,
     atomic_torch_save,
     cosine_lr,
     hardware_name,
@@ -293,14 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m targets.training.pix2pix_train",
                                 description="Distil the bundled StarGAN's gender swap into a "
                                             "pix2pix U-Net.")
-    p.add_argument("--pack", type=Path, required=True, help="64 px face pack .npz")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seconds", type=float, default=1800)
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--smoke", action="store_true", help="a few iterations on 64 faces, CPU")
-    p.add_argument("--device", default=None)
+    add_run_options(p, seconds=1800, smoke="a few iterations on 64 faces, CPU")
     p.add_argument("--teacher", type=Path, default=None,
                    help="folder with the teacher StarGAN and CelebA evaluator (default: the "
                         "package's bundled weights)")
