@@ -1,8 +1,8 @@
 """Probe: what the seven-box crop family and the crop jitter cost on whole photos.
 
-``protect`` has no option for the crop family, so this probe swaps
-``disrupt.core.pipeline.crop_boxes`` for one that returns only the canonical box
-(a patch, for measurement only). StarGAN alone, without EOT or perceptual shaping,
+Through ``protect(crops="canonical" | "family")`` (this probe first patched
+``disrupt.core.pipeline.crop_boxes``, before the option existed; it gives the same
+table). StarGAN alone, without EOT or perceptual shaping,
 on the photos of ``benchmarks/redetection.py`` (4 LFW frames and the README's
 astronaut); Ruiz MSE through the canonical crop of the box attacked and of the face
 re-detected on the protected photo. Prints one markdown row per setting: disrupted
@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import disrupt.core.pipeline as pipeline
 from disrupt import protect
 from disrupt.core.crops import crop_resize
-from disrupt.core.faces import CANONICAL_CROP, Box
+from disrupt.core.faces import CANONICAL_CROP, Box, crop_boxes
 from disrupt.eval.evaluation import measure_disruption
 from disrupt.imaging.load import load_image
 from targets import load_target
@@ -32,30 +31,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     torch.set_num_threads(1)
-    family_boxes = pipeline.crop_boxes
-
-    def canonical_only(face: Box, size: tuple[int, int],
-                       family: object = None) -> list[Box]:
-        return family_boxes(face, size, [CANONICAL_CROP])
-
     stargan = [load_target("stargan.celeba64")]
     lfw = ROOT.parent / "shared" / "data" / "lfw"
     files = sorted(p for ident in LFW_IDENTITIES for p in (lfw / ident).glob("*.jpg"))
     photos = files[::max(1, len(files) // 4)][:4] + [ROOT / "examples" / "astronaut.png"]
     print("| StarGAN alone, no perceptual, no EOT | box attacked | box re-detected |")
     print("|---|---|---|")
-    for boxes in ("canonical box", "family boxes"):
-        pipeline.crop_boxes = canonical_only if boxes == "canonical box" else family_boxes  # type: ignore[assignment]
+    for boxes, crops in (("canonical box", "canonical"), ("family boxes", "family")):
         for jitter in (False, True):
             own: list[float] = []
             seen: list[float] = []
             for path in photos:
                 x = load_image(path).rgb
                 r = protect(x, seed=0, targets=stargan, eot=False, perceptual=False,
-                            crop_jitter=jitter)
+                            crop_jitter=jitter, crops=crops)
                 size = (x.shape[-2], x.shape[-1])
                 for face, acc in ((r.faces[0], own), (r.measured_faces[0], seen)):
-                    b = family_boxes(Box(*face), size, [CANONICAL_CROP])[0]
+                    b = crop_boxes(Box(*face), size, [CANONICAL_CROP])[0]
                     rows = measure_disruption(stargan, crop_resize(x, b, (64, 64)),
                                               crop_resize(r.image, b, (64, 64)), seed=0)[0]
                     acc.extend(d.ruiz_mse for d in rows)
@@ -65,7 +57,6 @@ def main() -> None:
 
             print(f"| {boxes}, jitter {'on' if jitter else 'off'} | {cell(own)} | "
                   f"{cell(seen)} |", flush=True)
-    pipeline.crop_boxes = family_boxes
 
 
 if __name__ == "__main__":

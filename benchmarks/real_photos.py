@@ -12,7 +12,8 @@ expect, this benchmark hands ``protect()`` whole photos, as a user would:
   (bicubic) into a 4000x3000 12 MP photo (``bench_large_photo.make_photo``; slow).
 
 Each photo is protected with ``protect(image, seed=..., strength=...)`` and the bundled
-targets (plus any ``--objective`` / ``--perceptual`` / ``--crop-jitter`` / ``--psnr``).
+targets (plus any ``--objective`` / ``--perceptual`` / ``--crop-jitter`` / ``--crops`` /
+``--psnr``).
 Then every bundled model is measured per condition with the geometry protect uses:
 
 - ``none``: ``result.disruption``, measured by protect on the saved 8-bit image
@@ -207,12 +208,13 @@ def measure_photo(
     photo: Photo, targets: Sequence[Any], *, seed: int = 0, strength: str | None = None,
     objective: str | None = None, perceptual: bool | None = None,
     crop_jitter: bool | None = None, psnr: float | None = None, detector: str = "haar",
+    crops: str | None = None,
 ) -> dict[str, Any]:
     """Protect one photo and measure every target per channel (see the module docstring)."""
     start = time.perf_counter()
     result = protect(photo.image, targets=targets, seed=seed, strength=strength,
                      objective=objective, perceptual=perceptual, crop_jitter=crop_jitter,
-                     psnr=psnr, detector=detector)
+                     psnr=psnr, detector=detector, crops=crops)
     protect_seconds = time.perf_counter() - start
     rows: dict[str, list[dict[str, Any]]] = {"none": [d.to_dict() for d in result.disruption]}
     face_status = {"none": result.face_status}
@@ -281,7 +283,7 @@ def run_benchmark(
     strength: str | None = None, objective: str | None = None,
     perceptual: bool | None = None, crop_jitter: bool | None = None,
     psnr: float | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
-    detector: str = "haar",
+    detector: str = "haar", crops: str | None = None,
 ) -> dict[str, Any]:
     """Protect and measure every photo; ``targets`` ``None`` means the bundled set.
 
@@ -293,7 +295,8 @@ def run_benchmark(
     for photo in photos:
         record = measure_photo(photo, chosen, seed=seed, strength=strength,
                                objective=objective, perceptual=perceptual,
-                               crop_jitter=crop_jitter, psnr=psnr, detector=detector)
+                               crop_jitter=crop_jitter, psnr=psnr, detector=detector,
+                               crops=crops)
         images.append(record)
         if progress is not None:
             progress(record)
@@ -371,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", default=None, choices=["balanced", "mean"])
     parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction)
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction)
+    parser.add_argument("--crops", choices=["canonical", "family"], default=None,
+                        help="crops attacked around each detected face (default: the preset's)")
     parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
     parser.add_argument("--detector", default="haar", choices=["haar", "dlib"],
                         help="face detector for protect and for measuring (default haar)")
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_benchmark(photos, seed=args.seed, strength=args.strength,
                             objective=args.objective, perceptual=args.perceptual,
                             crop_jitter=args.crop_jitter, psnr=args.psnr, progress=progress,
-                            detector=args.detector)
+                            detector=args.detector, crops=args.crops)
     results = {
         "command": command, "argv": given, "threads": args.threads,
         "omp_num_threads": omp, "torch": torch.__version__,
@@ -410,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         "sets_asked": args.sets, "per_set": args.per_set, "large": args.large,
         "strength": args.strength, "objective": args.objective, "perceptual": args.perceptual,
         "crop_jitter": args.crop_jitter, "psnr": args.psnr, "detector": args.detector,
-        **results,
+        "crops": args.crops, **results,
     }
     text = markdown(results)
     print(text, end="")

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from attacks import Attack
 from disrupt.core.budget import DEFAULT_STRENGTH, STRENGTHS, Budget, resolve_budget
+from disrupt.core.faces import crop_family
 from disrupt.core.masking import load_mask
 from disrupt.core.pipeline import (
     Plan,
@@ -103,6 +104,9 @@ class ProtectResult:
     perceptual: bool = False
     #: Whether the attack went through a distribution of crops.
     crop_jitter: bool = False
+    #: Which crops around each detected face the attack went through: ``"canonical"``
+    #: or ``"family"`` (see :func:`protect`).
+    crops: str = "canonical"
     #: Visibility over the pixels the attack could change (the union of the face crop
     #: boxes, the masked-in pixels, or the whole photo): ``psnr``, ``ssim``,
     #: ``linf_255``, ``ciede2000_mean``, ``ciede2000_p95``, ``changed_fraction``,
@@ -166,6 +170,7 @@ class ProtectResult:
                 "objective": self.objective,
                 "perceptual": self.perceptual,
                 "crop_jitter": self.crop_jitter,
+                "crops": self.crops,
                 "through_jpeg": self.through_jpeg,
             },
             "seed": self.seed,
@@ -281,6 +286,7 @@ def protect(
     objective: str | None = None,
     perceptual: bool | None = None,
     crop_jitter: bool | None = None,
+    crops: str | None = None,
     faces: bool | None = None,
     detector: str = "haar",
     mask: ImageInput | None = None,
@@ -328,6 +334,12 @@ def protect(
         crop_jitter: attack through crops drawn around each canonical one (scale
             +-10%, shift +-5%), as a manipulator's own alignment would cut; ``None``:
             the preset's.
+        crops: around each detected face, attack through ``"canonical"`` (the one
+            CelebA-style crop where disruption is measured; the default) or
+            ``"family"`` (seven crops from the face-swap's tight one to a wider
+            CelebA one: :data:`~disrupt.core.faces.CROP_FAMILY`); ``None``: the
+            preset's. On whole photos the family costs most of the disruption
+            (README, "What the default protection achieves").
         faces: ``True``: find faces and perturb only the crops a manipulator would
             take around them (the rest of the photo stays exactly unchanged);
             ``False``: perturb the whole photo; ``None`` (default): look for faces when
@@ -388,11 +400,13 @@ def protect(
                                 steps=steps, alpha=alpha, eot=eot,
                                 universal=universal is not None, psnr=psnr,
                                 objective=objective, perceptual=perceptual,
-                                crop_jitter=crop_jitter, protector=protector is not None)
+                                crop_jitter=crop_jitter, crops=crops,
+                                protector=protector is not None)
     elif any(v is not None for v in (strength, attack, eps, steps, alpha, eot, psnr, objective,
-                                     perceptual, crop_jitter)):
+                                     perceptual, crop_jitter, crops)):
         raise SettingError("budget= already settles strength, attack, eps, steps, alpha, eot, "
-                           "psnr, objective, perceptual and crop_jitter: pass one or the other")
+                           "psnr, objective, perceptual, crop_jitter and crops: pass one or "
+                           "the other")
     lossy = output is not None and Path(output).suffix.lower() in LOSSY_SUFFIXES
     if jpeg_quality is not None and not lossy:
         raise SettingError(f"jpeg_quality={jpeg_quality!r} needs a .jpg or .jpeg output "
@@ -408,7 +422,8 @@ def protect(
     refine = (budget.refine_steps or 0) if net is not None else None
     move_to(chosen, dev)
     x = source.rgb.to(dev)
-    plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor, detector=detector)
+    plan = plan_protection(x, chosen, faces=faces, mask=mask_tensor, detector=detector,
+                           family=crop_family(budget.crops))
     budget, transforms = eot_for_output(budget, quality if lossy else None)
     protected, atk = perturb(x, chosen, budget, plan, seed=seed, universal=start_delta,
                              transforms=transforms, progress=progress, protector=net,
@@ -452,6 +467,7 @@ def finish_protection(
         objective=budget.objective,
         perceptual=budget.perceptual and budget.psnr is not None,
         crop_jitter=budget.crop_jitter,
+        crops=budget.crops,
         through_jpeg=through_jpeg,
         detector=detector if plan.face_status in ("used", "none-found") else None,
     )

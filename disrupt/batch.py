@@ -37,6 +37,7 @@ from attacks import Attack
 from disrupt.api import ImageInput, ProtectResult, finish_protection, protect, resolve_targets
 from disrupt.core.budget import DEFAULT_STRENGTH, Budget, resolve_budget
 from disrupt.core.crops import CropJitter
+from disrupt.core.faces import crop_family
 from disrupt.core.masking import texture_caps
 from disrupt.core.pipeline import Plan, blotch_sigma, plan_protection, run_protection
 from disrupt.core.rounding import quantize_within
@@ -165,7 +166,9 @@ def protect_batch(
     chosen = resolve_targets(targets, weights)
     move_to(chosen, dev)
     sources = [load_image(im) for im in images]
-    plans = [plan_protection(s.rgb.to(dev), chosen, faces=faces) for s in sources]
+    family = crop_family(budget.crops)
+    plans = [plan_protection(s.rgb.to(dev), chosen, faces=faces, family=family)
+             for s in sources]
     groups = _groups(sources, plans, batchable_targets(chosen), batch_size)
     results: list[ProtectResult | None] = [None] * len(sources)
     done = 0
@@ -224,7 +227,9 @@ def protect_shared(
             continue  # reported when protected alone
     index = list(readable)
     sources = [readable[i] for i in index]
-    plans = [plan_protection(s.rgb.to(device), targets, faces=faces) for s in sources]
+    family = crop_family(budget.crops)
+    plans = [plan_protection(s.rgb.to(device), targets, faces=faces, family=family)
+             for s in sources]
     shared = [g for g in _groups(sources, plans, True, batch_size) if len(g) > 1]
     picked = [index[i] for g in shared for i in g]
     if not picked:

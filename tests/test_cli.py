@@ -144,6 +144,7 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:
         (["--eps", "abc"], "--eps"),
         (["--steps", "0"], "--steps"),
         (["--attack", "nope"], "fgsm"),
+        (["--crops", "wide"], "crops must be canonical or family"),
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -193,3 +194,17 @@ def test_list_commands() -> None:
     assert res.exit_code == 0
     for name in ("fgsm", "ifgsm", "pgd", "mifgsm"):
         assert name in res.stdout
+
+
+def test_crops_option_reaches_the_attack_and_the_summary(tmp_path: Path) -> None:
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes((Path(__file__).resolve().parents[1] / "examples" / "astronaut.png")
+                      .read_bytes())
+    res = _invoke(["protect", str(photo), "--target", "stargan.tiny", "--steps", "1",
+                   "--strength", "low", "--crops", "family"])
+    assert res.exit_code == 0, res.output
+    assert "crop family" in res.stdout and "1 face found" in res.stdout
+    res = _invoke(["protect", str(photo), "--target", "stargan.tiny", "--steps", "1",
+                   "--strength", "low", "--overwrite", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["attack"]["crops"] == "canonical"

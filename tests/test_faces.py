@@ -15,7 +15,14 @@ import disrupt.eval.metrics as metrics
 from attacks import ifgsm
 from disrupt.api import protect
 from disrupt.core.crops import CropsObjective, CropTarget, crop_resize
-from disrupt.core.faces import Box, crop_boxes, detect_faces, union_mask
+from disrupt.core.faces import (
+    CROP_FAMILY,
+    Box,
+    crop_boxes,
+    crop_family,
+    detect_faces,
+    union_mask,
+)
 from disrupt.core.objectives import AwayFromClean
 from disrupt.core.pipeline import Plan, plan_protection, run_protection
 from disrupt.core.rounding import quantize_within
@@ -186,16 +193,30 @@ def test_the_planned_region_starts_on_the_jpeg_grid() -> None:
     assert margin.numel() == 0 or float(margin.max()) == 0.0
 
 
-def test_protect_with_faces_leaves_the_rest_exactly_unchanged() -> None:
+@pytest.mark.parametrize("crops", ["canonical", "family"])
+def test_protect_with_faces_changes_only_the_crops_it_attacks(crops: str) -> None:
     source = load_image(EXAMPLE).rgb
-    r = protect(EXAMPLE, targets=["stargan.tiny"], faces=True, strength="low", steps=2)
-    assert r.face_status == "used" and len(r.faces) == 1
+    r = protect(EXAMPLE, targets=["stargan.tiny"], faces=True, strength="low", steps=2,
+                crops=crops)
+    assert r.face_status == "used" and len(r.faces) == 1 and r.crops == crops
+    assert r.to_dict()["attack"]["crops"] == crops
     size = (source.shape[-2], source.shape[-1])
-    boxes = crop_boxes(Box(*r.faces[0]), size)
+    boxes = crop_boxes(Box(*r.faces[0]), size, crop_family(crops))
+    assert len(boxes) == (1 if crops == "canonical" else len(CROP_FAMILY))
     inside = union_mask(boxes, size).bool().expand_as(source)
     assert torch.equal(r.image[~inside], source[~inside])
-    assert (r.image[inside] != source[inside]).any()
+    assert (r.image[inside] != source[inside]).float().mean() > 0.5
     assert all(d.target.startswith("stargan.tiny@face0") for d in r.disruption)
+
+
+def test_the_family_attacks_seven_crops_and_the_canonical_one() -> None:
+    x = load_image(EXAMPLE).rgb
+    target = load_target("stargan.tiny")
+    one = plan_protection(x, [target], faces=True, family=crop_family("canonical"))
+    seven = plan_protection(x, [target], faces=True, family=crop_family("family"))
+    assert one.boxes == one.canonical and len(seven.boxes) == len(CROP_FAMILY)
+    assert one.canonical[0] in seven.boxes and seven.canonical == one.canonical
+    assert one.protected_pixels < seven.protected_pixels
 
 
 def test_protect_without_a_face_protects_the_whole_photo_and_says_so() -> None:

@@ -95,6 +95,14 @@ def test_bad_strength_and_options_are_refused() -> None:
         resolve_budget("mid", alpha=1 / 255)  # a step size is an L-inf notion here
     with pytest.raises(ValueError, match="psnr"):
         resolve_budget("mid", psnr=-3)
+    with pytest.raises(ValueError, match="crops must be canonical or family"):
+        resolve_budget("mid", crops="wide")
+
+
+def test_every_preset_attacks_the_canonical_crop_unless_told() -> None:
+    assert {resolve_budget(s).crops for s in ("low", "mid", "high")} == {"canonical"}
+    assert resolve_budget("mid", crops="family").crops == "family"
+    assert resolve_budget("mid", crops="family", protector=True).crops == "family"
 
 
 def test_protect_reports_the_preset_and_overrides() -> None:

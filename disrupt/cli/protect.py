@@ -77,6 +77,11 @@ def protect(
                                   "crops drawn around each face's (scale +-10%, shift +-5%); "
                                   "default: the preset's.")
     ] = None,
+    crops: Annotated[
+        str | None, typer.Option(help="Around each detected face, attack through the "
+                                 "canonical crop (where disruption is measured) or the "
+                                 "family of seven crops; default: the preset's.")
+    ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Attack iterations (>= 1); default: the preset's.")
     ] = None,
@@ -180,7 +185,7 @@ def protect(
         budget = resolve_budget(strength, attack=attack, eps=eps_value, steps=steps,
                                 alpha=alpha_value, eot=eot, universal=start_from is not None,
                                 psnr=psnr, objective=objective, perceptual=perceptual,
-                                crop_jitter=crop_jitter, protector=fast)
+                                crop_jitter=crop_jitter, crops=crops, protector=fast)
         if start_from is not None:
             load_universal(start_from)  # a bad file fails now, not after the models load
         net = load_protector("bundled") if fast else None
@@ -379,6 +384,7 @@ def _render_summary(s: dict[str, Any]) -> str:
            if "strength" in s else "")
         + f", objective {s['attack'].get('objective', 'mean')}"
         + (", perceptual shaping" if s["attack"].get("perceptual") else "")
+        + (", crop family" if s['attack'].get("crops") == "family" else "")
         + (", crop jitter" if s['attack'].get("crop_jitter") else "")
         + (f", through JPEG q{s['attack']['through_jpeg']}"
            if s["attack"].get("through_jpeg") else ""),

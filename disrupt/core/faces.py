@@ -43,11 +43,14 @@ in every image we tried. Several faces are all returned.
 Crop boxes. Measured on the project's data with this detector (side of the crop
 over side of the Haar box; vertical offset of the crop's centre in face-box sides,
 negative is up): CelebA's StarGAN crop is 1.74x, centre 0.14 up; UTKFace's crop
-1.24x, 0.09 down; the face-swap model's LFW crop 1.05x, centred. The default
-:data:`CROP_FAMILY` covers these and their neighbours (seven boxes per face), and
-the EOT crop jitter (:class:`disrupt.core.transforms.RandomCropResize`) adds a few pixels
-more; :data:`CANONICAL_CROP` (the CelebA one) is where a universal perturbation is
-placed and where disruption is reported.
+1.24x, 0.09 down; the face-swap model's LFW crop 1.05x, centred.
+:data:`CANONICAL_CROP` (the CelebA one) is where disruption is reported, where a
+universal perturbation is placed, and, by default, the one crop the attack goes
+through. :data:`CROP_FAMILY` covers the three measured crops and their neighbours
+(seven boxes per face; ``protect(crops="family")``), and the crop jitter
+(:class:`disrupt.core.crops.CropJitter`) adds a few pixels more. On whole photos the
+family spreads the budget too thin to disrupt through any one crop (README, "Whole
+photos: one crop, not seven").
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ __all__ = [
     "Box",
     "CropSpec",
     "crop_boxes",
+    "crop_family",
     "detect_faces",
     "union_mask",
 ]
@@ -131,6 +135,16 @@ CROP_FAMILY: tuple[CropSpec, ...] = (
     CropSpec(1.75, -0.06, -0.14),
     CropSpec(1.75, 0.06, -0.14),
 )
+
+
+def crop_family(crops: str) -> tuple[CropSpec, ...]:
+    """The crops to attack around each face: ``"canonical"`` (one,
+    :data:`CANONICAL_CROP`) or ``"family"`` (:data:`CROP_FAMILY`)."""
+    if crops == "canonical":
+        return (CANONICAL_CROP,)
+    if crops == "family":
+        return CROP_FAMILY
+    raise ValueError(f"crops must be 'canonical' or 'family', got {crops!r}")
 
 
 # ------------------------------------------------------------------------------ detection

@@ -1,0 +1,97 @@
+"""Wall time of the default ``protect`` on the issue's three photo sizes, in one process.
+
+Photos: the README's example (256x256), the astronaut at 512x512 (``../shared``'s
+copy, or the example upscaled when it is absent) and a 12-megapixel portrait
+(4000x3000, :func:`bench_large_photo.make_photo`). Each is protected from its file
+to a PNG, as ``disrupt protect`` does, once with the default full attack and once
+with ``--fast`` (the amortized protector's forward pass). The models are loaded
+by a warm-up call first, so the figures leave out the process's start-up, as the
+speed aims do. Each row: seconds of the ``protect()`` call (face search, attack,
+8-bit rounding, the atomic save and the measurement of every model on the saved
+file), the share of outputs disrupted per model, and the visibility over the face.
+
+Take the figures with nothing else running; the results file records threads,
+commit and machine.
+
+Run: python benchmarks/protect_wall_time.py [--threads 2] [--out RESULTS.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from disrupt import protect
+from disrupt.bench.report import environment
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_large_photo import make_photo  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "astronaut.png"
+SHARED_512 = ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
+MODES: dict[str, dict[str, Any]] = {"default": {}, "--fast": {"protector": "bundled"}}
+
+
+def photos(folder: Path) -> dict[str, Path]:
+    """The three photos, written into ``folder`` where they must be made."""
+    big = folder / "astronaut_512.png"
+    source = Image.open(SHARED_512 if SHARED_512.exists() else EXAMPLE).convert("RGB")
+    source.resize((512, 512), Image.Resampling.BICUBIC).save(big)
+    return {"256x256 (README example)": EXAMPLE, "512x512": big,
+            "4000x3000 (12 MP)": make_photo(folder / "large.png")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        protect(EXAMPLE, steps=1)  # loads every bundled model once
+        protect(EXAMPLE, protector="bundled")
+        for label, path in photos(folder).items():
+            for mode, options in MODES.items():
+                started = time.perf_counter()
+                r = protect(path, output=folder / f"out_{len(rows)}.png", seed=args.seed,
+                            **options)
+                seconds = time.perf_counter() - started
+                per_model: dict[str, list[bool]] = {}
+                for d in r.disruption:
+                    per_model.setdefault(d.target.split("@")[0], []).append(d.disrupted)
+                rows.append({
+                    "photo": label, "mode": mode, "seconds": seconds,
+                    "faces": r.faces, "face_status": r.face_status,
+                    "disrupted": {m: sum(v) / len(v) for m, v in sorted(per_model.items())},
+                    "region_psnr": r.region_perceptibility["psnr"],
+                    "region_ciede2000": r.region_perceptibility["ciede2000_mean"],
+                })
+                print(f"{label}, {mode}: {seconds:.1f} s, faces {r.faces}", flush=True)
+    models = sorted({m for row in rows for m in row["disrupted"]})
+    print("\n| photo | mode | seconds | " + " | ".join(models) + " | face PSNR |")
+    print("|---|---|---|" + "---|" * len(models) + "---|")
+    for row in rows:
+        rates = " | ".join(f"{row['disrupted'].get(m, 0) * 100:.0f}%" for m in models)
+        print(f"| {row['photo']} | {row['mode']} | {row['seconds']:.1f} | {rates} | "
+              f"{row['region_psnr']:.1f} dB |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"command": " ".join(["python", *sys.argv]), "rows": rows,
+                  "environment": environment(args.seed, torch.device("cpu"))}
+        args.out.write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
