@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +295,35 @@ def test_high_pass_removes_colour_casts_and_never_adds_energy() -> None:
         ratio = float(out.norm() / delta.norm())
         assert ratio <= 1.0 + 1e-6
         assert (ratio < kept) if delta is cast else (ratio > kept), ratio
+
+
+@pytest.mark.parametrize("sigma", [8.0, 14.0])
+def test_wide_high_pass_goes_through_the_fft_and_matches_the_kernel(sigma: float) -> None:
+    import kornia
+
+    from disrupt.core.masking import FFT_BLUR_SIGMA, high_pass
+
+    assert sigma > FFT_BLUR_SIGMA
+    g = torch.Generator().manual_seed(3)
+    delta = (torch.rand(1, 3, 130, 97, generator=g) * 2 - 1) * 8 / 255
+    side = 2 * math.ceil(3 * sigma) + 1
+    kernel = delta - kornia.filters.gaussian_blur2d(delta, (side, side), (sigma, sigma),
+                                                    border_type="reflect")
+    out = high_pass(delta, sigma)
+    assert float((out - kernel).abs().max()) < 0.05 * 8 / 255  # kernel truncation only
+    assert float(out.norm() / delta.norm()) <= 1.0 + 1e-6
+    smooth = torch.ones(1, 3, 130, 97) * 4 / 255  # a flat colour cast
+    assert float(high_pass(smooth, sigma).abs().max()) < 1e-5
+
+
+def test_blotch_sigma_follows_the_face_at_every_size() -> None:
+    from disrupt.core.faces import Box
+    from disrupt.core.pipeline import Plan, blotch_sigma
+
+    def plan(side: int) -> Plan:
+        box = Box(0, 0, side, side)
+        return Plan([box], [box], "used", box, None, [box])
+
+    assert blotch_sigma(plan(16)) == 1.0
+    assert blotch_sigma(plan(160)) == pytest.approx(5.0)
+    assert blotch_sigma(plan(990)) == pytest.approx(990 / 32)  # a 12 MP photo's face crop

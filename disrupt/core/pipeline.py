@@ -468,12 +468,15 @@ def changeable_mask(plan: Plan, size: tuple[int, int]) -> Tensor | None:
 
 def blotch_sigma(plan: Plan) -> float:
     """The high-pass sigma for a plan's perceptual budget, in the photo's pixels: a
-    32nd of the face crop's side (of the region's shorter side without faces), between
-    1 and 6 pixels. A crop shrunk to a 64 px model input then keeps detail down to
-    about 2 of its pixels, while blotches a tenth of the face wide are removed."""
+    32nd of the face crop's side (of the region's shorter side without faces), at least
+    1 pixel. A crop shrunk to a 64 px model input then keeps detail down to about 2 of
+    its pixels, while blotches a tenth of the face wide are removed. It follows the
+    face at every size: capped at 6 pixels (until 2026-12-02), a 12 MP photo's 990 px
+    face crop kept only detail finer than a model pixel, which the shrink averages
+    away (README, "Speed")."""
     boxes = plan.canonical or [plan.region]
     side = min(min(b.width, b.height) for b in boxes)
-    return min(6.0, max(1.0, side / 32))
+    return max(1.0, side / 32)
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
