@@ -314,6 +314,9 @@ def test_wide_high_pass_goes_through_the_fft_and_matches_the_kernel(sigma: float
     assert float(out.norm() / delta.norm()) <= 1.0 + 1e-6
     smooth = torch.ones(1, 3, 130, 97) * 4 / 255  # a flat colour cast
     assert float(high_pass(smooth, sigma).abs().max()) < 1e-5
+    half = high_pass(delta.bfloat16(), sigma)  # e.g. under CUDA autocast
+    assert half.dtype == torch.bfloat16
+    assert float((half.float() - out).abs().max()) < 0.02 * float(delta.abs().max())
 
 
 def test_blotch_sigma_follows_the_face_at_every_size() -> None:

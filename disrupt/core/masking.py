@@ -184,6 +184,9 @@ def _gaussian_blur_fft(x: Tensor, sigma: float) -> Tensor:
     filter as kornia's ``gaussian_blur2d`` up to its kernel truncation at 3 sigma, at a
     cost independent of sigma: a 12 MP photo's face crop needs sigma 30)."""
     h, w = x.shape[-2:]
+    kind = x.dtype
+    if kind in (torch.float16, torch.bfloat16):  # torch's FFT wants float32 or float64
+        x = x.float()
     pad_h, pad_w = min(math.ceil(3 * sigma), h - 1), min(math.ceil(3 * sigma), w - 1)
     padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
     ph, pw = padded.shape[-2:]
@@ -192,7 +195,7 @@ def _gaussian_blur_fft(x: Tensor, sigma: float) -> Tensor:
     # The continuous Gaussian's transfer function, exp(-2 pi^2 sigma^2 f^2): gains in (0, 1].
     gain = torch.exp(-2 * math.pi**2 * sigma**2 * (fy[:, None] ** 2 + fx[None, :] ** 2))
     blurred = torch.fft.irfft2(torch.fft.rfft2(padded) * gain, s=(ph, pw))
-    return blurred[..., pad_h : pad_h + h, pad_w : pad_w + w]
+    return blurred[..., pad_h : pad_h + h, pad_w : pad_w + w].to(kind)
 
 
 class HighPassObjective:
