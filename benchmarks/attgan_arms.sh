@@ -3,8 +3,9 @@
 # so benchmarks/generator_robustness.py can follow robustness against training length:
 #     bash benchmarks/attgan_arms.sh PACK64 OUT_DIR DEADLINE_EPOCH [--set KEY=VALUE ...]
 # writes OUT_DIR/snapshots/g_<iterations>.pt and train_<iterations>.json. Re-running
-# continues (each segment resumes from OUT_DIR/attgan/ckpt.pt). One thread, batch 16,
-# as targets/training/cpu_job.sh trained the bundled attgan.celeba64. Examples:
+# continues (each segment resumes from OUT_DIR/attgan/ckpt.pt). Batch 16 and one thread
+# (THREADS=N for more), as targets/training/cpu_job.sh trained the bundled
+# attgan.celeba64. Examples:
 #     bash benchmarks/attgan_arms.sh PACK64 ~/.cache/disrupt-train/attgan_study/shortcut1 \
 #         "$(date -d '+2 hours' +%s)"
 #     bash benchmarks/attgan_arms.sh PACK64 ~/.cache/disrupt-train/attgan_study/shortcut0 \
@@ -12,7 +13,7 @@
 set -u
 PACK=$1; OUT=$2; DEADLINE=$3; shift 3
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS="${THREADS:-1}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python}"
 mkdir -p "$OUT/snapshots"
 for IT in 500 1000 2000 3360 5000 7000 9000 11000 13000 15000 17000 20000; do

@@ -94,7 +94,7 @@ def parse_face_options(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_face_options(parser)
-    parser.add_argument("--objective", default=None, choices=["balanced", "mean"],
+    parser.add_argument("--objective", default=None, choices=["balanced", "mean", "focused"],
                         help="what the attack maximises (default: the preset's)")
     parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction,
                         help="per-pixel caps that follow the texture (default: the preset's)")

@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true",
                         help="also the astronaut upscaled to 4000x3000 (slow)")
     parser.add_argument("--strength", default="mid")
-    parser.add_argument("--objective", default=None, choices=["balanced", "mean"])
+    parser.add_argument("--objective", default=None, choices=["balanced", "mean", "focused"])
     parser.add_argument("--perceptual", default=None, action=argparse.BooleanOptionalAction)
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction)
     parser.add_argument("--crops", choices=["canonical", "family"], default=None,

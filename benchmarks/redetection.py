@@ -55,6 +55,7 @@ HERE = Path(__file__).resolve().parents[1]
 FAMILY: dict[str, Any] = {"crops": "family"}
 VARIANTS: dict[str, dict[str, Any]] = {
     "default (canonical crop)": {},
+    "canonical crop, plain mean (the default before 2026-12-02)": {"objective": "mean"},
     "canonical crop, jitter": {"crop_jitter": True},
     "canonical crop, StarGAN alone": {"targets": ["stargan.celeba64"]},
     "canonical crop, PSNR >= 30 dB": {"psnr": 30.0},

@@ -98,7 +98,8 @@ class ProtectResult:
     #: The PSNR floor (dB) over the protected pixels, or ``None`` for a plain L-inf
     #: budget; with a floor, ``attack`` is L2 (``eps`` the radius) with ``linf_cap``.
     psnr_floor: float | None = None
-    #: What the attack maximised: ``"balanced"`` or ``"mean"`` (see :func:`protect`).
+    #: What the attack maximised: ``"balanced"``, ``"mean"`` or ``"focused"`` (see
+    #: :func:`protect`).
     objective: str = "mean"
     #: Whether per-pixel caps followed the texture (see :func:`protect`).
     perceptual: bool = False
@@ -327,8 +328,10 @@ def protect(
             with ``eps`` as the per-pixel cap); ``None``: the preset's; ``0``: no floor,
             plain L-inf at ``eps``.
         objective: ``"balanced"`` (every model pushed relative to the disruption
-            threshold and frozen past it) or ``"mean"`` (the plain mean distance);
-            ``None``: the preset's.
+            threshold and frozen past it), ``"mean"`` (the plain mean distance) or
+            ``"focused"`` (the mean, giving up after a quarter of the steps on models
+            whose outputs moved less than 2% of the threshold: they cost time and
+            gain nothing); ``None``: the preset's.
         perceptual: under a PSNR floor, cap each pixel by the local texture (flat skin
             at one 8-bit level, hair and edges up to ``eps``); ``None``: the preset's.
         crop_jitter: attack through crops drawn around each canonical one (scale

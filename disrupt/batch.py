@@ -108,6 +108,7 @@ def _perturb_together(x: Tensor, targets: Sequence[Target], budget: Budget, plan
             jitter=CropJitter() if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
+            give_up=budget.objective == "focused",
         )
     rows = [quantize_within(x_adv[i : i + 1], x[i : i + 1], running.eps, norm=running.norm,
                             linf_cap=caps[i : i + 1] if caps is not None else running.linf_cap,

@@ -104,3 +104,45 @@ def test_cli_folder_batched_equals_one_by_one(tmp_path: Path) -> None:
         assert np.array_equal(runs["8"][name], runs["1"][name]), name
     res = CliRunner().invoke(app, ["protect", str(folder), "--batch", "0"])
     assert res.exit_code == 2
+
+
+class _Flat(torch.nn.Module):
+    """A generator that barely reacts (``y = 0.5 + 0.01 (x - 0.5)``), counting its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return 0.5 + 0.01 * (x - 0.5)
+
+
+def test_focused_gives_up_on_a_target_that_cannot_move_and_batches_alike(
+        tmp_path: Path) -> None:
+    paths = _photos(tmp_path)[:2]  # two photos of one size: one attack batch
+    flat = _Flat()
+    targets = [load_target("stargan.tiny"),
+               GeneratorTarget("flat", flat, value_range=(0.0, 1.0))]
+    from disrupt.core.budget import resolve_budget
+
+    runs = {}
+    for objective in ("mean", "focused"):
+        flat.calls = 0
+        budget = resolve_budget("mid", steps=8, objective=objective)
+        runs[objective] = ([protect(p, targets=targets, budget=budget) for p in paths],
+                           flat.calls)
+    (mean, mean_calls), (focused, focused_calls) = runs["mean"], runs["focused"]
+    # 8 steps against it under "mean"; 2 (a quarter) under "focused"; the measurement after
+    # the attack runs it the same number of times either way.
+    assert mean_calls - focused_calls == 2 * (8 - 2)
+    for a, b in zip(mean, focused, strict=True):
+        # Its share of the gradient was nil: StarGAN's outputs move as under the plain mean.
+        mse = {o: [d.ruiz_mse for d in r.disruption if d.target == "stargan.tiny"]
+               for o, r in (("mean", a), ("focused", b))}
+        assert mse["focused"] == pytest.approx(mse["mean"], rel=0.02)
+    outs = [tmp_path / f"out{i}.png" for i in range(len(paths))]
+    budget = resolve_budget("mid", steps=8, objective="focused")
+    together = protect_batch(paths, targets=targets, budget=budget, outputs=outs, batch_size=8)
+    for alone, batched in zip(focused, together, strict=True):
+        assert torch.equal(alone.image, batched.image)

@@ -119,6 +119,73 @@ def test_ensemble_weighted_mean(
         Ensemble([])
 
 
+class _Counting:
+    """An objective that returns fixed per-image scores and counts its calls."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = torch.tensor(scores)
+        self.calls = 0
+
+    def __call__(self, x_adv: Tensor) -> Tensor:
+        self.calls += 1
+        return self.scores + 0 * x_adv.flatten(1).sum(1)
+
+
+def test_ensemble_gives_up_on_an_objective_that_never_moved() -> None:
+    x = torch.rand(2, 3, 4, 4)
+    strong, weak = _Counting([0.5, 0.2]), _Counting([0.001, 0.003])
+    ens = Ensemble([strong, weak], give_up_after=3, give_up_below=0.01)
+    for _ in range(3):  # the first calls still count both, as the plain mean
+        torch.testing.assert_close(ens(x), (strong.scores + weak.scores) / 2)
+    assert ens.given_up == [1]
+    for _ in range(4):  # then the weak one is no longer run, and the mean is over the rest
+        torch.testing.assert_close(ens(x), strong.scores)
+    assert (strong.calls, weak.calls) == (7, 3)
+
+
+def test_ensemble_gives_up_per_image_as_each_image_alone_would() -> None:
+    x = torch.rand(2, 3, 4, 4)
+    a, b = _Counting([0.5, 0.5]), _Counting([0.0, 0.02])
+    ens = Ensemble([a, b], give_up_after=1, give_up_below=0.01)
+    ens(x)
+    # b moved on the second image only: given up on the first, still counted on the second
+    torch.testing.assert_close(ens(x), torch.tensor([0.5, (0.5 + 0.02) / 2]))
+    assert ens.given_up == [] and b.calls == 2
+    for b_alone, expected in (([0.0], 0.5), ([0.02], 0.26)):
+        one = Ensemble([_Counting([0.5]), _Counting(b_alone)], give_up_after=1,
+                       give_up_below=0.01)
+        one(x[:1])
+        torch.testing.assert_close(one(x[:1]), torch.tensor([expected]))
+
+
+def test_ensemble_keeps_an_objective_that_moved_on_an_earlier_call() -> None:
+    x = torch.rand(1, 3, 4, 4)
+    a, c = _Counting([0.5]), _Counting([0.02])
+    ens = Ensemble([a, c], give_up_after=2, give_up_below=0.01)
+    ens(x)
+    c.scores = torch.tensor([0.0])  # EOT draws make scores noisy: the best so far counts
+    ens(x)
+    assert ens.given_up == []
+
+
+def test_ensemble_never_gives_up_on_everything_nor_without_being_asked() -> None:
+    x = torch.rand(1, 3, 4, 4)
+    a, b = _Counting([0.001]), _Counting([0.002])
+    ens = Ensemble([a, b], give_up_after=1, give_up_below=0.01)
+    ens(x)
+    ens(x)
+    assert ens.given_up == [] and (a.calls, b.calls) == (2, 2)
+    plain = Ensemble([a, _Counting([0.5])])
+    for _ in range(5):
+        plain(x)
+    assert plain.given_up == [] and a.calls == 7
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            Ensemble([a], give_up_after=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Ensemble([a], give_up_after=1, give_up_below=float("nan"))
+
+
 def test_toward_output_is_minus_mse_and_attack_gets_closer(
     cond_target: GeneratorTarget, images: Tensor
 ) -> None:

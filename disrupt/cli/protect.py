@@ -64,8 +64,10 @@ def protect(
     ] = None,
     objective: Annotated[
         str | None, typer.Option(help="balanced (every model pushed toward the disruption "
-                                 "threshold, frozen past it) or mean (plain mean distance); "
-                                 "default: the preset's.")
+                                 "threshold, frozen past it), mean (plain mean distance) or "
+                                 "focused (the mean, giving up after a quarter of the steps "
+                                 "on models whose outputs have not moved); default: the "
+                                 "preset's.")
     ] = None,
     perceptual: Annotated[
         bool | None, typer.Option("--perceptual/--no-perceptual", help="Cap each pixel by "

@@ -39,8 +39,12 @@ texture (one 8-bit level on flat skin or sky, the full cap in hair and on edges:
 (:func:`~disrupt.core.masking.high_pass`, sigma a 32nd of the face crop), rescaled to
 the energy it had, so no colour cast or blotch forms. Before it, the README's
 example face got a red patch on one cheek and a green cast over the skin at the
-same PSNR. The attack maximises the plain mean distance over models and conditions
-(``objective="mean"``) through the one canonical crop of each detected face
+same PSNR. The attack maximises the plain mean distance over models and conditions,
+and after a quarter of its steps stops attacking the models whose outputs have not
+moved (``objective="focused"``: on 10 CelebA test faces it disrupts StarGAN exactly as
+often as the plain ``"mean"``, 94% as saved, in half the time;
+``benchmarks/results/levers/objective_*.json``), through the one canonical crop of
+each detected face
 (``crops="canonical"``: the crop where disruption is measured; on 4 LFW frames and the
 README photo it disrupted StarGAN through the face found again on the saved file on
 52% of outputs, against 0% through the seven-box family,
@@ -93,7 +97,7 @@ UNIVERSAL_REFINE_STEPS = 5
 #: none, so the fast mode costs one forward pass (README, "Amortized protector").
 PROTECTOR_REFINE_STEPS = 0
 #: What the attack maximises (:attr:`Budget.objective`).
-OBJECTIVES: tuple[str, ...] = ("balanced", "mean")
+OBJECTIVES: tuple[str, ...] = ("balanced", "mean", "focused")
 #: Which crops around a detected face the attack goes through (:attr:`Budget.crops`).
 CROPS: tuple[str, ...] = ("canonical", "family")
 #: Smallest largest-change: one 8-bit level (anything smaller rounds away on saving).
@@ -124,13 +128,16 @@ class StrengthPreset:
 STRENGTHS: dict[str, StrengthPreset] = {
     "low": StrengthPreset("low", 8 / 255, "pgd", 10, False, 1,
                           "PSNR >= 37 dB, max change 8/255, PGD 10 steps, no EOT, "
-                          "perceptual shaping", psnr=37.0, perceptual=True),
+                          "perceptual shaping", psnr=37.0, perceptual=True,
+                          objective="focused"),
     "mid": StrengthPreset("mid", 16 / 255, "pgd", 20, True, 1,
                           "PSNR >= 33 dB, max change 16/255, PGD 20 steps, EOT over JPEG, "
-                          "perceptual shaping", psnr=33.0, perceptual=True),
+                          "perceptual shaping", psnr=33.0, perceptual=True,
+                          objective="focused"),
     "high": StrengthPreset("high", 24 / 255, "pgd", 40, True, 2,
                            "PSNR >= 30 dB, max change 24/255, PGD 40 steps, EOT x2, "
-                           "perceptual shaping", psnr=30.0, perceptual=True),
+                           "perceptual shaping", psnr=30.0, perceptual=True,
+                           objective="focused"),
 }
 
 
@@ -149,8 +156,10 @@ class Budget:
     psnr: float | None = None
     universal: bool = False
     #: ``"balanced"`` (:class:`~disrupt.core.objectives.BalancedAway`: every model
-    #: relative to the threshold, frozen past it) or ``"mean"`` (the plain mean
-    #: distance of Ruiz et al.).
+    #: relative to the threshold, frozen past it), ``"mean"`` (the plain mean
+    #: distance of Ruiz et al.) or ``"focused"`` (the mean, which after a quarter of
+    #: the steps stops attacking models whose outputs have not moved:
+    #: :data:`~disrupt.core.pipeline.GIVE_UP_FRACTION`).
     objective: str = "mean"
     #: Shape the change for the eye: per-pixel caps that follow the texture (flat skin
     #: by at most one level, hair and edges up to the cap;
@@ -257,7 +266,8 @@ def resolve_budget(
             :data:`UNIVERSAL_REFINE_STEPS` and the step to a quarter of the budget.
         psnr: the PSNR floor in dB over the protected pixels; ``None``: the preset's;
             ``0``: none (plain L-inf at ``eps``).
-        objective: ``"balanced"`` or ``"mean"`` (see :attr:`Budget.objective`);
+        objective: ``"balanced"``, ``"mean"`` or ``"focused"`` (see
+            :attr:`Budget.objective`);
             ``None``: the preset's.
         perceptual: per-pixel caps that follow the texture (PSNR-floor budgets only;
             see :attr:`Budget.perceptual`); ``None``: the preset's.
@@ -307,7 +317,8 @@ def _resolve_budget(strength: str, attack: str | Attack | None, eps: float | Non
     preset = STRENGTHS[strength]
     goal = preset.objective if objective is None else objective
     if goal not in OBJECTIVES:
-        raise SettingError(f"objective must be {' or '.join(OBJECTIVES)}, got {objective!r}")
+        raise SettingError(f"objective must be one of {', '.join(OBJECTIVES)}, "
+                           f"got {objective!r}")
     shaped = preset.perceptual if perceptual is None else bool(perceptual)
     jitter = preset.crop_jitter if crop_jitter is None else bool(crop_jitter)
     where = preset.crops if crops is None else crops
