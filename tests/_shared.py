@@ -7,10 +7,12 @@ that CI never passes by silently running fewer cases.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -51,3 +53,13 @@ def golden_files_on_disk(folders: Sequence[str]) -> set[str]:
     for d in folders:
         require(FIXTURES / d, f"fixture folder {d}")
     return {f"{d}/{p.name}" for d in folders for p in (FIXTURES / d).glob("golden*.pt")}
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (the scripts are not a package)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        return importlib.import_module(name)

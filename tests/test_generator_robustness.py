@@ -3,8 +3,6 @@ whose answers are known (a pass-through and linear contrast amplifiers)."""
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -12,15 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from targets.base import GeneratorTarget
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._shared import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def study() -> ModuleType:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        return importlib.import_module("generator_robustness")
+    return benchmark_module("generator_robustness")
 
 
 class Contrast(nn.Module):

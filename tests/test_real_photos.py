@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
@@ -10,16 +9,12 @@ from types import ModuleType
 
 import pytest
 
-from tests._shared import DATA, require
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._shared import DATA, benchmark_module, require
 
 
 @pytest.fixture(scope="module")
 def real_photos() -> ModuleType:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        return importlib.import_module("real_photos")
+    return benchmark_module("real_photos")
 
 
 def test_photo_choice_is_deterministic_and_from_the_test_split(real_photos: ModuleType) -> None:

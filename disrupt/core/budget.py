@@ -47,8 +47,8 @@ often as the plain ``"mean"``, 94% as saved, in half the time;
 each detected face
 (``crops="canonical"``: the crop where disruption is measured; on 4 LFW frames and the
 README photo it disrupted StarGAN through the face found again on the saved file on
-52% of outputs, against 0% through the seven-box family,
-``benchmarks/results/redetection.json``); ``"balanced"``, ``crop_jitter`` and
+52% of outputs under the plain mean (48% focused), against 0% through the seven-box
+family, ``benchmarks/results/redetection*.json``); ``"balanced"``, ``crop_jitter`` and
 ``crops="family"`` are the other levers (README, "What the default protection
 achieves").
 

@@ -101,8 +101,8 @@ EOT_ON_PHOTO_MAX_PIXELS = 1 << 21
 AUTO_FACES_FACTOR = 2.0
 #: The ``"focused"`` objective gives up on a target whose outputs moved less than this
 #: fraction of Ruiz's threshold (Ruiz MSE 0.001) in the first quarter of the steps.
-#: On the README photo StarGAN was at 0.008 by then and the other three at 0.0004 or
-#: less, where they stayed (``benchmarks/results/give_up.json``).
+#: On the README photo StarGAN was at 0.008 by then, the other three at 0.0003 or less,
+#: and none of them passed 0.001 later (``benchmarks/results/give_up_trajectory.json``).
 GIVE_UP_FRACTION = 0.02
 
 
