@@ -296,6 +296,30 @@ def test_banded_ssim_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.allclose(metrics.ssim(a, b), whole, atol=1e-6)
 
 
+def test_banded_ssim_skips_unchanged_bands_and_gives_the_same_number(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A photo changed in one patch, as protect leaves a large photo: the bands far from
+    # the patch are identical and SSIM is exactly 1 there, so they need no computing.
+    g = torch.Generator().manual_seed(8)
+    a = torch.rand(1, 3, 90, 40, generator=g)
+    b = a.clone()
+    b[..., 40:50, 10:30] = (b[..., 40:50, 10:30] + 0.1).clamp(0, 1)
+    whole = metrics.ssim_map(a, b).double().mean()  # one call over the whole image
+    computed: list[int] = []
+    real = metrics._ssim_map_box
+
+    def counting(*args: object) -> torch.Tensor:
+        computed.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(metrics, "_ssim_map_box", counting)
+    monkeypatch.setattr(metrics, "SSIM_BAND_PIXELS", 3 * 40 * 10)  # 9 bands of 10 rows
+    banded = metrics.ssim(a, b)
+    assert 1 <= len(computed) <= 3  # the patch's band and its neighbours within the window
+    assert float(banded) == pytest.approx(float(whole), abs=1e-7)
+    assert float(metrics.ssim(a, a)) == 1.0  # every band skipped
+
+
 # --------------------------------------------------------------- crop distribution (issue 9)
 
 

@@ -205,9 +205,18 @@ def ssim(a: Tensor, b: Tensor, window_size: int = SSIM_WINDOW) -> Tensor:
     # A large photo: the SSIM map in bands of rows, each computed with `window // 2`
     # extra rows of real context on either side (so equal to the whole-image map),
     # keeping a band's worth of kornia's ~10 full-size temporaries instead of a photo's.
+    # A band whose rows and context are identical in a and b is skipped: SSIM is
+    # exactly 1 there (numerator and denominator are the same floats), and protect
+    # changes only the face of a large photo (a 12 MP photo: 4.5 -> 1 s of metrics).
     total = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+    pad = window // 2
     for top in range(0, h, rows):
-        band = _ssim_map_box(a, b, window, top, min(h, top + rows), 0, w)
+        bottom = min(h, top + rows)
+        context = slice(max(0, top - pad), min(h, bottom + pad))
+        if torch.equal(a[..., context, :], b[..., context, :]):
+            total += float(a.shape[1] * (bottom - top) * w)
+            continue
+        band = _ssim_map_box(a, b, window, top, bottom, 0, w)
         total += band.flatten(1).double().sum(dim=1)
     return (total / (a.shape[1] * h * w)).to(a.dtype)
 
