@@ -350,8 +350,8 @@ class Ensemble:
     ``give_up_below`` stops counting for that image, and the mean runs over the
     others; an objective given up on every image of the batch is no longer evaluated.
     Under a plain mean of distances such an objective gets almost none of the gradient
-    anyway (next to StarGAN, the bundled AttGAN, CycleGAN and face swap moved less
-    than 1% of Ruiz's threshold in 20 steps), so dropping it saves its forward and
+    anyway (next to StarGAN, the bundled AttGAN, CycleGAN and face swap stayed under
+    2% of Ruiz's threshold in 20 steps), so dropping it saves its forward and
     backward passes without changing where the attack goes. Decided per image, so a
     batch of photos is attacked as each photo alone would be; never every objective
     of an image: when all are below, all are kept. :attr:`given_up` lists the indices
