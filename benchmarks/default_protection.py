@@ -12,6 +12,9 @@ Run: python benchmarks/default_protection.py --images ../shared/data/celeba10k/i
          [--limit 100] [--first 9401] [--strength mid] [--out runs/default_protection.json]
          [--protector bundled [--refine-steps N]]
 
+``--give-up-after F`` and ``--conditions-per-call K`` try the focused objective's levers
+(:data:`disrupt.core.pipeline.GIVE_UP_AFTER`, ``FOCUSED_CONDITIONS_PER_CALL``).
+
 ``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
 measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
 
@@ -37,6 +40,7 @@ from PIL import Image
 from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.bench.report import environment
+from disrupt.core import pipeline
 from disrupt.core.budget import resolve_budget
 from disrupt.core.crops import HELD_OUT_JITTER, CropJitter, CropTarget
 from disrupt.core.faces import Box
@@ -116,11 +120,20 @@ def main() -> None:
     parser.add_argument("--halvings", type=int, default=0,
                         help="step-size schedule: halve the step this many times "
                         "(attacks.run_attack); with --steps")
+    parser.add_argument("--give-up-after", type=float, default=None, metavar="FRACTION",
+                        help="focused objective: decide what to give up after this share of "
+                        "the steps (default: disrupt.core.pipeline.GIVE_UP_AFTER)")
+    parser.add_argument("--conditions-per-call", type=int, default=None, metavar="K",
+                        help="focused objective: score a random K of each model's conditions "
+                        "per step (default: all)")
     parser.add_argument("--add-target", action="append", default=[], metavar="NAME",
                         help="attack this target too, beside the default set (repeatable)")
     parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
                         help="measure this target without attacking it: transfer (repeatable)")
     args = parse_face_options(parser)
+    if args.give_up_after is not None:
+        pipeline.GIVE_UP_AFTER = args.give_up_after
+    pipeline.FOCUSED_CONDITIONS_PER_CALL = args.conditions_per_call
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     attacked_names = default_targets() + args.add_target
@@ -189,6 +202,8 @@ def main() -> None:
         "images": f"CelebA {args.first:06d}-{args.first + args.limit - 1:06d}, CenterCrop(89)",
         "strength": args.strength, "objective": result.objective,
         "steps": result.attack.steps, "halvings": result.attack.halvings,
+        "give_up_after": pipeline.GIVE_UP_AFTER,
+        "conditions_per_call": pipeline.FOCUSED_CONDITIONS_PER_CALL,
         "perceptual": result.perceptual, "seed": args.seed,
         "protector": args.protector, "refine_steps": result.protector_steps,
         "environment": environment(args.seed, torch.device("cpu")),

@@ -329,7 +329,7 @@ def protect(
             plain L-inf at ``eps``.
         objective: ``"balanced"`` (every model pushed relative to the disruption
             threshold and frozen past it), ``"mean"`` (the plain mean distance) or
-            ``"focused"`` (the mean, giving up after a quarter of the steps on models
+            ``"focused"`` (the mean, giving up after 15% of the steps on models
             whose outputs moved less than 2% of the threshold: they cost time and
             gain nothing); ``None``: the preset's.
         perceptual: under a PSNR floor, cap each pixel by the local texture (flat skin

@@ -305,17 +305,19 @@ def test_banded_ssim_skips_unchanged_bands_and_gives_the_same_number(
     b = a.clone()
     b[..., 40:50, 10:30] = (b[..., 40:50, 10:30] + 0.1).clamp(0, 1)
     whole = metrics.ssim_map(a, b).double().mean()  # one call over the whole image
-    computed: list[int] = []
+    computed: list[tuple[int, int]] = []
     real = metrics._ssim_map_box
 
     def counting(*args: object) -> torch.Tensor:
-        computed.append(1)
+        computed.append((int(args[5]), int(args[6])))  # type: ignore[call-overload]
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(metrics, "_ssim_map_box", counting)
     monkeypatch.setattr(metrics, "SSIM_BAND_PIXELS", 3 * 40 * 10)  # 9 bands of 10 rows
     banded = metrics.ssim(a, b)
     assert 1 <= len(computed) <= 3  # the patch's band and its neighbours within the window
+    # and within them only the patch's columns and a window's half on each side
+    assert all(cols == (10 - 5, 30 + 5) for cols in computed), computed
     assert float(banded) == pytest.approx(float(whole), abs=1e-7)
     assert float(metrics.ssim(a, a)) == 1.0  # every band skipped
 

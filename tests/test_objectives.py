@@ -291,3 +291,54 @@ def test_balanced_score_is_zero_at_x_frozen_past_the_margin(cond_target: Generat
     assert torch.allclose(objective(far), torch.full((2,), ceiling), atol=1e-5)
     with pytest.raises(ValueError, match="loss='mse'"):
         BalancedAway(cond_target, images, loss="l1")
+
+
+def test_sampled_conditions_score_a_seeded_subset_in_one_smaller_call(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    calls: list[tuple[int, ...]] = []
+    cond_target.register_forward_hook(lambda m, args, out: calls.append(tuple(args[0].shape)))
+    full = AwayFromClean(cond_target, images, tie_break=0.0)
+    sampled = AwayFromClean(cond_target, images, tie_break=0.0, sample=2,
+                            generator=torch.Generator().manual_seed(3))
+    x_adv = _near(images)
+    calls.clear()
+    score = sampled(x_adv)
+    assert calls == [(4, 3, 32, 32)]  # 2 of the 3 conditions x 2 images, one forward
+    which = torch.randperm(3, generator=torch.Generator().manual_seed(3))[:2].sort()[0]
+    with torch.no_grad():
+        per_condition = (full.outputs(x_adv) - full.clean).square().flatten(2).mean(2)
+    torch.testing.assert_close(score, per_condition[which].mean(0), rtol=1e-5, atol=1e-7)
+
+
+def test_sampled_conditions_average_to_the_full_mean_and_repeat_when_seeded(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    full = AwayFromClean(cond_target, images)
+    x_adv = _near(images)
+
+    def draws(seed: int) -> Tensor:
+        sampled = AwayFromClean(cond_target, images, sample=1,
+                                generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return torch.stack([sampled(x_adv) for _ in range(300)])
+
+    first = draws(7)
+    torch.testing.assert_close(first, draws(7))  # seeded: the same draws
+    assert any(not torch.equal(first[0], f) for f in first[1:])  # not one condition always
+    with torch.no_grad():
+        torch.testing.assert_close(first.mean(0), full(x_adv), rtol=0.1, atol=0.0)
+
+
+def test_sampling_every_condition_or_more_is_the_full_objective(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    x_adv = _near(images)
+    with torch.no_grad():
+        full = AwayFromClean(cond_target, images)(x_adv)
+        for k in (3, 5):
+            assert AwayFromClean(cond_target, images, sample=k).sample is None
+            torch.testing.assert_close(AwayFromClean(cond_target, images, sample=k)(x_adv), full)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="sample"):
+            AwayFromClean(cond_target, images, sample=bad)  # type: ignore[arg-type]

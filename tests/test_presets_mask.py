@@ -319,6 +319,26 @@ def test_wide_high_pass_goes_through_the_fft_and_matches_the_kernel(sigma: float
     assert float((half.float() - out).abs().max()) < 0.02 * float(delta.abs().max())
 
 
+def test_coarse_high_pass_stays_close_to_the_exact_one_and_removes_casts() -> None:
+    from disrupt.core.masking import COARSE_BLUR_SIGMA, high_pass, high_pass_coarse
+
+    g = torch.Generator().manual_seed(4)
+    delta = (torch.rand(1, 3, 301, 257, generator=g) * 2 - 1) * 8 / 255
+    delta[..., 50:150, 60:160] += 4 / 255  # a blotch the filter must take out
+    sigma = 20.0
+    assert sigma > COARSE_BLUR_SIGMA
+    exact, coarse = high_pass(delta, sigma), high_pass_coarse(delta, sigma)
+    assert float((coarse - exact).abs().max()) < 0.02 * float(delta.abs().max())
+    assert float((coarse - exact).norm() / exact.norm()) < 0.01
+    flat = torch.ones(1, 3, 301, 257) * 4 / 255
+    assert float(high_pass_coarse(flat, sigma).abs().max()) < 1e-5
+    x = delta.clone().requires_grad_(True)
+    (high_pass_coarse(x, sigma) * exact).sum().backward()  # differentiable for the attack
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    small = COARSE_BLUR_SIGMA  # at and below the switch: the exact filter itself
+    assert torch.equal(high_pass_coarse(delta, small), high_pass(delta, small))
+
+
 def test_blotch_sigma_follows_the_face_at_every_size() -> None:
     from disrupt.core.faces import Box
     from disrupt.core.pipeline import Plan, blotch_sigma

@@ -65,7 +65,7 @@ def protect(
     objective: Annotated[
         str | None, typer.Option(help="balanced (every model pushed toward the disruption "
                                  "threshold, frozen past it), mean (plain mean distance) or "
-                                 "focused (the mean, giving up after a quarter of the steps "
+                                 "focused (the mean, giving up after 15% of the steps "
                                  "on models whose outputs have not moved); default: the "
                                  "preset's.")
     ] = None,

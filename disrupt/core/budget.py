@@ -40,7 +40,7 @@ texture (one 8-bit level on flat skin or sky, the full cap in hair and on edges:
 the energy it had, so no colour cast or blotch forms. Before it, the README's
 example face got a red patch on one cheek and a green cast over the skin at the
 same PSNR. The attack maximises the plain mean distance over models and conditions,
-and after a quarter of its steps stops attacking the models whose outputs have not
+and after 15% of its steps stops attacking the models whose outputs have not
 moved (``objective="focused"``: on 10 CelebA test faces it disrupts StarGAN exactly as
 often as the plain ``"mean"``, 94% as saved, in half the time;
 ``benchmarks/results/levers/objective_*.json``), through the one canonical crop of
@@ -157,7 +157,7 @@ class Budget:
     universal: bool = False
     #: ``"balanced"`` (:class:`~disrupt.core.objectives.BalancedAway`: every model
     #: relative to the threshold, frozen past it), ``"mean"`` (the plain mean
-    #: distance of Ruiz et al.) or ``"focused"`` (the mean, which after a quarter of
+    #: distance of Ruiz et al.) or ``"focused"`` (the mean, which after 15% of
     #: the steps stops attacking models whose outputs have not moved:
     #: :data:`~disrupt.core.pipeline.GIVE_UP_FRACTION`).
     objective: str = "mean"

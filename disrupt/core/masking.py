@@ -198,8 +198,48 @@ def _gaussian_blur_fft(x: Tensor, sigma: float) -> Tensor:
     return blurred[..., pad_h : pad_h + h, pad_w : pad_w + w].to(kind)
 
 
+#: Above this sigma the attack's objective blurs on a coarser grid
+#: (:func:`high_pass_coarse`); the final change keeps the exact :func:`high_pass`.
+COARSE_BLUR_SIGMA = 16.0
+
+
+def high_pass_coarse(delta: Tensor, sigma: float) -> Tensor:
+    """:func:`high_pass` with the blur taken on a grid ``f = floor(sigma / 4)`` times
+    coarser: ``delta`` is averaged over ``f x f`` blocks, blurred there with sigma
+    ``sigma / f`` and interpolated back (bilinear). A blur this wide has almost nothing
+    finer than the coarse grid to keep, so the result stays within a few percent of
+    the exact one (``tests/test_presets_mask.py``) at a fraction of the cost: on a
+    12 MP photo's 990 px face region each step's FFT pair took about 0.15 s, forward
+    and backward. Differentiable; small sigmas fall back to :func:`high_pass`.
+
+    Shape:
+        ``(B, C, H, W)`` -> same shape.
+    """
+    factor = math.floor(sigma / 4)
+    if sigma <= COARSE_BLUR_SIGMA or factor < 2:
+        return high_pass(delta, sigma)
+    import kornia
+
+    h, w = delta.shape[-2:]
+    # Reflect up to whole blocks so every block average covers f x f real-ish pixels.
+    pad_h, pad_w = (-h) % factor, (-w) % factor
+    padded = delta
+    if pad_h or pad_w:
+        padded = torch.nn.functional.pad(delta, (0, pad_w, 0, pad_h), mode="replicate")
+    coarse = torch.nn.functional.avg_pool2d(padded, factor)
+    small = sigma / factor
+    side = 2 * math.ceil(3 * small) + 1
+    side = min(side, 2 * (min(coarse.shape[-2:]) - 1) + 1)  # reflect needs a smaller kernel
+    low = kornia.filters.gaussian_blur2d(coarse, (side, side), (small, small),
+                                         border_type="reflect")
+    low = torch.nn.functional.interpolate(low, size=padded.shape[-2:], mode="bilinear",
+                                          align_corners=False)
+    return delta - low[..., :h, :w]
+
+
 class HighPassObjective:
-    """Score ``objective`` at ``x + high_pass(x_adv - x)``: only the fine-grained part of a
+    """Score ``objective`` at ``x + high_pass(x_adv - x)`` (:func:`high_pass_coarse` for
+    wide sigmas): only the fine-grained part of a
     change counts, so the attack gains nothing from colour casts; apply the same
     :func:`high_pass` to the final change (:func:`disrupt.core.pipeline.run_protection`
     does).
@@ -216,4 +256,5 @@ class HighPassObjective:
         self.sigma = sigma
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        return self.objective((self.x + high_pass(x_adv - self.x, self.sigma)).clamp(0.0, 1.0))
+        shaped = high_pass_coarse(x_adv - self.x, self.sigma)
+        return self.objective((self.x + shaped).clamp(0.0, 1.0))

@@ -84,22 +84,24 @@ class OverConditions:
         """``K``: outputs per image, ``1`` for an unconditional target."""
         return 1 if self.vectors is None else self.vectors.shape[0]
 
-    def outputs(self, x_adv: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` in ``[0, 1]`` -> ``(K, B, 3, h, w)`` target outputs in ``[0, 1]``."""
+    def outputs(self, x_adv: Tensor, which: Tensor | None = None) -> Tensor:
+        """``(B, 3, H, W)`` in ``[0, 1]`` -> ``(K, B, 3, h, w)`` target outputs in ``[0, 1]``;
+        with ``which`` (condition indices, ``(k,)``), those conditions only: ``(k, B, ...)``."""
         if tuple(x_adv.shape) != self.shape:
             raise ValueError(
                 f"x_adv must have the clean batch's shape {self.shape}, got {tuple(x_adv.shape)}"
             )
         if self.vectors is None:
             return self.target(x_adv, None).unsqueeze(0)
-        k, b = self.vectors.shape[0], x_adv.shape[0]
+        vectors = self.vectors if which is None else self.vectors[which.to(self.vectors.device)]
+        k, b = vectors.shape[0], x_adv.shape[0]
         if self.batched:
             # Shrink once, then repeat: K copies of a full-size photo would cost K resizes.
             resize = getattr(self.target, "resize_input", None)
             small = resize(x_adv) if callable(resize) else x_adv
-            y = self.target(small.repeat(k, 1, 1, 1), self.vectors.repeat_interleave(b, dim=0))
+            y = self.target(small.repeat(k, 1, 1, 1), vectors.repeat_interleave(b, dim=0))
             return y.reshape(k, b, *y.shape[1:])
-        rows = [v.unsqueeze(0).expand(b, *v.shape) for v in self.vectors]
+        rows = [v.unsqueeze(0).expand(b, *v.shape) for v in vectors]
         return torch.stack([self.target(x_adv, c) for c in rows])
 
 
@@ -131,6 +133,11 @@ class AwayFromClean(OverConditions):
         conditions: the conditions to disrupt; ``None`` means all of ``target.conditions``.
         loss: ``"mse"`` or ``"l1"``.
         tie_break: size of the reference offset on the ``[0, 1]`` output scale, ``>= 0``.
+        sample: score a random ``sample`` of the ``K`` conditions per call (drawn
+            without replacement from ``generator``; an unbiased estimate of the mean
+            over all, as EOT is of its transforms), at ``sample / K`` of the cost.
+            ``None`` (or ``>= K``): every condition, every call.
+        generator: seeds the draws of ``sample``.
 
     Shape:
         ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``, ``0`` at ``x``.
@@ -143,12 +150,20 @@ class AwayFromClean(OverConditions):
         conditions: Sequence[Condition] | None = None,
         loss: Loss = "mse",
         tie_break: float = TIE_BREAK,
+        *,
+        sample: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         if loss not in get_args(Loss):
             raise ValueError(f"loss must be one of {get_args(Loss)}, got {loss!r}")
         if not math.isfinite(tie_break) or tie_break < 0:
             raise ValueError(f"tie_break must be >= 0, got {tie_break}")
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
+                                   or sample < 1):
+            raise ValueError(f"sample must be an integer >= 1 or None, got {sample!r}")
         super().__init__(target, x, conditions)
+        self.sample = sample if sample is not None and sample < self.num_passes else None
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.loss: Loss = loss
         with torch.no_grad():
             self.clean = self.outputs(x.detach())
@@ -157,8 +172,13 @@ class AwayFromClean(OverConditions):
             self._offset = _distance(self.clean, self.reference, loss)  # (K, B)
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
-        return distance.mean(dim=0)
+        if self.sample is None:
+            distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
+            return distance.mean(dim=0)
+        which = torch.randperm(self.num_passes, generator=self.generator)[: self.sample].sort()[0]
+        reference = self.reference[which.to(self.reference.device)]
+        offset = self._offset[which.to(self._offset.device)]
+        return (_distance(self.outputs(x_adv, which), reference, self.loss) - offset).mean(dim=0)
 
 
 class BalancedAway(AwayFromClean):

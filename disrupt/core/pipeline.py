@@ -100,10 +100,26 @@ EOT_ON_PHOTO_MAX_PIXELS = 1 << 21
 #: times the largest target input side.
 AUTO_FACES_FACTOR = 2.0
 #: The ``"focused"`` objective gives up on a target whose outputs moved less than this
-#: fraction of Ruiz's threshold (Ruiz MSE 0.001) in the first quarter of the steps.
-#: On the README photo StarGAN was at 0.008 by then, the other three at 0.0003 or less,
+#: fraction of Ruiz's threshold (Ruiz MSE 0.001) in the first :data:`GIVE_UP_AFTER` of the
+#: steps. On the README photo StarGAN was at 0.008 by step 3, the other three at 0.0003 or less,
 #: and none of them passed 0.001 later (``benchmarks/results/give_up_trajectory.json``).
 GIVE_UP_FRACTION = 0.02
+#: The share of the steps after which the focused objective decides what to give up
+#: (rounded up: 3 of ``mid``'s 20; :func:`give_up_steps`). Deciding after 3 steps
+#: instead of 5 disrupted as much on the README's 10 lever faces, a little faster
+#: (``benchmarks/results/levers/give_up_after_{5,3}.json``); by step 3 the astronaut's
+#: StarGAN score was already 8x the bar (``give_up_trajectory.json``).
+GIVE_UP_AFTER = 0.15
+def give_up_steps(steps: int) -> int:
+    """After how many of ``steps`` the focused objective decides: :data:`GIVE_UP_AFTER`
+    of them, rounded up (``low``'s 10: 2, ``mid``'s 20: 3, ``high``'s 40: 6)."""
+    return max(1, math.ceil(round(steps * GIVE_UP_AFTER, 6)))
+
+
+#: Conditions per target scored at each call under the focused objective (``None``:
+#: all). Sampling 2 or 3 of StarGAN's 5 disrupted fewer faces at equal steps
+#: (``benchmarks/results/levers/conditions_{2,3}.json``), so it stays off.
+FOCUSED_CONDITIONS_PER_CALL: int | None = None
 
 
 @dataclass
@@ -224,6 +240,7 @@ def _objective_for(
     target: Target, x_region: Tensor, boxes: Sequence[Box],
     wrap: Callable[[Objective], Objective] | None = None, balanced: bool = False,
     jitter: CropJitter | None = None, jitter_generator: torch.Generator | None = None,
+    sample: int | None = None, sample_seed: int = 0,
 ) -> Objective:
     """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's.
     ``balanced``: :class:`~disrupt.core.objectives.BalancedAway` instead of the plain
@@ -234,7 +251,12 @@ def _objective_for(
         size = (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
 
     def make(clean_crops: Tensor) -> Objective:
-        inner: Objective = away(target, clean_crops)
+        inner: Objective
+        if sample is not None and not balanced:
+            inner = AwayFromClean(target, clean_crops, sample=sample,
+                                  generator=torch.Generator().manual_seed(sample_seed))
+        else:
+            inner = away(target, clean_crops)
         return wrap(inner) if wrap is not None else inner
 
     return CropsObjective(make, x_region, boxes, size, batched=bool(target.batch_independent),
@@ -261,6 +283,8 @@ def run_protection(
     start: Tensor | None = None,
     autocast: bool | None = None,
     give_up: bool = False,
+    conditions_per_call: int | None = None,
+    condition_seed: int = 0,
 ) -> Tensor:
     """Attack ``x`` ``(1, 3, H, W)`` in ``[0, 1]`` following ``plan``; return the float
     ``x_adv`` (same shape, ``[0, 1]``), equal to ``x`` outside the plan's region and
@@ -285,10 +309,13 @@ def run_protection(
             amortized protector's), instead of ``universal``.
         autocast: run the generators in bfloat16 (:class:`~disrupt.core.precision.Autocast`);
             ``None``: on CUDA only (:func:`~disrupt.core.precision.autocast_default`).
-        give_up: after a quarter of the steps, stop attacking the targets whose outputs
+        give_up: after :data:`GIVE_UP_AFTER` of the steps, stop attacking the targets whose outputs
             have moved less than :data:`GIVE_UP_FRACTION` of Ruiz's threshold on an
             image (:class:`~disrupt.core.objectives.Ensemble`; the ``"focused"``
             objective). Not with ``balanced``, which exists to lift such targets.
+        conditions_per_call: score a random this many of each target's conditions per
+            objective call (:class:`~disrupt.core.objectives.AwayFromClean`'s ``sample``;
+            target ``i``'s draws seeded by ``condition_seed + i``); ``None``: all.
     """
     if start is not None and universal is not None:
         raise ValueError("start and universal are two starting points: pass one")
@@ -308,9 +335,10 @@ def run_protection(
     # The Ensemble is called once per EOT draw when the EOT acts on the whole photo.
     calls_per_step = eot_samples if on_photo else 1
     objective: Objective = Ensemble(
-        [_objective_for(t, x_region, boxes, on_crops, balanced, jitter, jitter_generator)
-         for t in targets],
-        give_up_after=max(1, attack.steps // 4) * calls_per_step if give_up else None,
+        [_objective_for(t, x_region, boxes, on_crops, balanced, jitter, jitter_generator,
+                        conditions_per_call, condition_seed + i)
+         for i, t in enumerate(targets)],
+        give_up_after=give_up_steps(attack.steps) * calls_per_step if give_up else None,
         give_up_below=GIVE_UP_FRACTION * RUIZ_THRESHOLD / 4)  # the objectives' [0, 1] MSE
     if autocast_default(x.device) if autocast is None else autocast:
         objective = Autocast(objective)
@@ -430,6 +458,9 @@ def perturb(
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
             start=first, give_up=budget.objective == "focused",
+            conditions_per_call=(FOCUSED_CONDITIONS_PER_CALL
+                                 if budget.objective == "focused" else None),
+            condition_seed=seed + 3,
         )
     protected = quantize_within(x_adv, x, running.eps, norm=running.norm,
                                 linf_cap=running.linf_cap, region=plan.region)

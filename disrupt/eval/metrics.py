@@ -208,16 +208,23 @@ def ssim(a: Tensor, b: Tensor, window_size: int = SSIM_WINDOW) -> Tensor:
     # A band whose rows and context are identical in a and b is skipped: SSIM is
     # exactly 1 there (numerator and denominator are the same floats), and protect
     # changes only the face of a large photo (a 12 MP photo: 4.5 -> 1 s of metrics).
+    # Within a band, likewise, only the columns within `pad` of a changed one are
+    # computed: every other pixel's window is identical in a and b.
     total = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
     pad = window // 2
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
         context = slice(max(0, top - pad), min(h, bottom + pad))
-        if torch.equal(a[..., context, :], b[..., context, :]):
+        changed = (a[..., context, :] != b[..., context, :]).flatten(0, 2).any(dim=0)
+        columns = changed.nonzero().flatten()
+        if columns.numel() == 0:
             total += float(a.shape[1] * (bottom - top) * w)
             continue
-        band = _ssim_map_box(a, b, window, top, bottom, 0, w)
+        left = max(0, int(columns[0]) - pad)
+        right = min(w, int(columns[-1]) + 1 + pad)
+        band = _ssim_map_box(a, b, window, top, bottom, left, right)
         total += band.flatten(1).double().sum(dim=1)
+        total += float(a.shape[1] * (bottom - top) * (w - (right - left)))
     return (total / (a.shape[1] * h * w)).to(a.dtype)
 
 
