@@ -28,13 +28,15 @@ Photos: LFW deep-funneled frames (250x250, every k-th of the sorted Bush/Powell 
 and the README's astronaut.
 
 Run: python benchmarks/redetection.py [--data ../shared/data] [--lfw 4]
-         [--variant NAME ...] [--out benchmarks/results/redetection.json]
+         [--variant NAME ...] [--attack-jitter SCALE SHIFT]
+         [--out benchmarks/results/redetection.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,8 @@ import torch
 
 from disrupt import protect
 from disrupt.bench.report import environment
-from disrupt.core.crops import HELD_OUT_JITTER, CropTarget, crop_resize
+from disrupt.core import pipeline
+from disrupt.core.crops import HELD_OUT_JITTER, CropJitter, CropTarget, crop_resize
 from disrupt.core.faces import CANONICAL_CROP, CROP_FAMILY, Box, crop_boxes
 from disrupt.eval.evaluation import measure_disruption
 from disrupt.imaging.load import load_image
@@ -94,8 +97,14 @@ def main() -> None:
     parser.add_argument("--lfw", type=int, default=4, help="LFW frames")
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attack-jitter", type=float, nargs=2, default=None,
+                        metavar=("SCALE", "SHIFT"),
+                        help="the crops the jitter variants attack through "
+                        "(disrupt.core.pipeline.ATTACK_JITTER; default 0.10 0.05)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.attack_jitter is not None:
+        pipeline.ATTACK_JITTER = CropJitter(*args.attack_jitter)
     torch.set_num_threads(1)
     files = sorted(p for ident in LFW_IDENTITIES for p in (args.data / "lfw" / ident).glob("*.jpg"))
     step = max(1, len(files) // max(1, args.lfw))
@@ -104,6 +113,9 @@ def main() -> None:
     models = [load_target(n) for n in names]  # loaded once, for every measurement
     stargan = models[0]
     results: dict[str, Any] = {"photos": [p.name for p in photos], "variants": {},
+                               "command": " ".join(["python", *sys.argv]),
+                               "attack_jitter": [pipeline.ATTACK_JITTER.scale,
+                                                 pipeline.ATTACK_JITTER.shift],
                                "environment": environment(args.seed, torch.device("cpu")),
                                "threshold": "Ruiz MSE > 0.05 on [-1, 1]"}
     for variant in args.variant or list(VARIANTS):

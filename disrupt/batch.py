@@ -36,10 +36,15 @@ from torch import Tensor, nn
 from attacks import Attack
 from disrupt.api import ImageInput, ProtectResult, finish_protection, protect, resolve_targets
 from disrupt.core.budget import DEFAULT_STRENGTH, Budget, resolve_budget
-from disrupt.core.crops import CropJitter
 from disrupt.core.faces import crop_family
 from disrupt.core.masking import texture_caps
-from disrupt.core.pipeline import Plan, blotch_sigma, plan_protection, run_protection
+from disrupt.core.pipeline import (
+    ATTACK_JITTER,
+    Plan,
+    blotch_sigma,
+    plan_protection,
+    run_protection,
+)
 from disrupt.core.rounding import quantize_within
 from disrupt.core.seeding import check_seed, move_to, resolve_device, seeded
 from disrupt.core.transforms import JPEG_EOT_TRANSFORMS, RandomTransform, Transform
@@ -105,7 +110,7 @@ def _perturb_together(x: Tensor, targets: Sequence[Target], budget: Budget, plan
                        for _ in range(x.shape[0])],
             eot_generator=torch.Generator().manual_seed(seed + 1),
             balanced=budget.objective == "balanced",
-            jitter=CropJitter() if budget.crop_jitter else None,
+            jitter=ATTACK_JITTER if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
             give_up=budget.objective == "focused",

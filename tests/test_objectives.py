@@ -342,3 +342,28 @@ def test_sampling_every_condition_or_more_is_the_full_objective(
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="sample"):
             AwayFromClean(cond_target, images, sample=bad)  # type: ignore[arg-type]
+
+
+def test_run_protection_attacks_through_the_sampled_conditions(
+    cond_target: GeneratorTarget, images: Tensor
+) -> None:
+    from disrupt.core.pipeline import plan_protection, run_protection
+
+    x = images[:1]
+    plan = plan_protection(x, [cond_target], faces=False)
+    attack = create_attack("pgd", eps=8 / 255, steps=3)
+    rows: list[int] = []
+    cond_target.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    def start() -> torch.Generator:
+        return torch.Generator().manual_seed(0)  # PGD's random start
+
+    sampled = run_protection(x, [cond_target], attack, plan, conditions_per_call=1,
+                             condition_seed=5, generator=start())
+    assert rows == [3, 1, 1, 1]  # every condition's clean output, then one per step
+    again = run_protection(x, [cond_target], attack, plan, conditions_per_call=1,
+                           condition_seed=5, generator=start())
+    assert torch.equal(sampled, again)  # seeded
+    rows.clear()
+    full = run_protection(x, [cond_target], attack, plan, generator=start())
+    assert rows == [3, 3, 3, 3]
+    assert not torch.equal(sampled, full)
