@@ -16,8 +16,6 @@ Run: python benchmarks/coarse_high_pass.py [--threads 2] [--out RESULTS.json]
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import tempfile
@@ -28,7 +26,7 @@ from typing import Any
 import torch
 
 from disrupt import protect
-from disrupt.bench.report import environment
+from disrupt.bench.report import timing_parser, write_results_json
 from disrupt.core import masking
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,10 +34,7 @@ from protect_wall_time import EXAMPLE, photos  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = timing_parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
     shipped = masking.COARSE_BLUR_SIGMA
     rows: list[dict[str, Any]] = []
@@ -63,12 +58,7 @@ def main() -> None:
                   f"disrupted, face PSNR {rows[-1]['region_psnr']} dB, StarGAN {stargan}",
                   flush=True)
         masking.COARSE_BLUR_SIGMA = shipped
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]),
-                                        "threads": args.threads, "rows": rows,
-                                        "environment": environment(0, torch.device("cpu"))},
-                                       indent=2))
+    write_results_json(args.out, {"threads": args.threads, "rows": rows})
 
 
 if __name__ == "__main__":

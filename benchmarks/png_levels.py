@@ -11,9 +11,7 @@ Run: python benchmarks/png_levels.py [--out RESULTS.json]
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ import torch
 from PIL import Image
 
 from disrupt import protect
-from disrupt.bench.report import environment
+from disrupt.bench.report import timing_parser, write_results_json
 from disrupt.imaging.pixels import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,10 +30,7 @@ from protect_wall_time import photos  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = timing_parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = photos(Path(tmp))["4000x3000 (12 MP)"]
@@ -52,13 +47,8 @@ def main() -> None:
                      "megabytes": round(buffer.tell() / 1e6, 2), "same_pixels": same})
         print(f"level {level}: {seconds:.2f} s, {buffer.tell() / 1e6:.1f} MB, "
               f"same pixels: {same}", flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]),
-                                        "photo": "4000x3000 (12 MP), protected with the defaults",
-                                        "rows": rows,
-                                        "environment": environment(0, torch.device("cpu"))},
-                                       indent=2))
+    write_results_json(args.out, {"photo": "4000x3000 (12 MP), protected with the defaults",
+                                  "rows": rows})
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ Run: python benchmarks/protect_breakdown.py [--threads 2] [--out RESULTS.json]
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import json
 import pstats
 import sys
 import tempfile
@@ -35,7 +33,7 @@ from typing import Any
 import torch
 
 from disrupt import protect
-from disrupt.bench.report import environment
+from disrupt.bench.report import timing_parser, write_results_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from protect_wall_time import photos  # noqa: E402
@@ -66,10 +64,7 @@ def phase_seconds(stats: pstats.Stats) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = timing_parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,12 +82,7 @@ def main() -> None:
             rows.append({"photo": label, "seconds_under_profiler": round(total, 2), **phases})
             print(f"{label}: {total:.1f} s | "
                   + " | ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]),
-                                        "threads": args.threads, "rows": rows,
-                                        "environment": environment(0, torch.device("cpu"))},
-                                       indent=2))
+    write_results_json(args.out, {"threads": args.threads, "rows": rows})
 
 
 if __name__ == "__main__":

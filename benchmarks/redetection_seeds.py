@@ -15,8 +15,6 @@ Run: python benchmarks/redetection_seeds.py [--seeds 4] [--out RESULTS.json]
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import torch
 
 from disrupt import protect
-from disrupt.bench.report import environment
+from disrupt.bench.report import timing_parser, write_results_json
 from disrupt.core import pipeline
 from targets import load_target
 
@@ -35,10 +33,8 @@ from redetection import canonical, measure  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = timing_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     stargan = load_target("stargan.celeba64")
@@ -65,13 +61,7 @@ def main() -> None:
                       f"{r.measured_faces[0]}; StarGAN disrupted {hits[0]}/5 through the box "
                       f"attacked, {hits[1]}/5 through the re-detected one", flush=True)
         pipeline.GIVE_UP_AFTER = shipped
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]),
-                                        "threshold": "Ruiz MSE > 0.05 on [-1, 1]",
-                                        "rows": rows,
-                                        "environment": environment(0, torch.device("cpu"))},
-                                       indent=2))
+    write_results_json(args.out, {"threshold": "Ruiz MSE > 0.05 on [-1, 1]", "rows": rows})
 
 
 if __name__ == "__main__":

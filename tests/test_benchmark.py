@@ -271,3 +271,20 @@ def test_bundled_targets_get_an_evaluator_or_a_note() -> None:
     for name in names[:3]:
         assert name in judges or any(name in n and "not installed" in n for n in notes)
     assert any("stargan.tiny: no evaluator" in n for n in notes)
+
+
+def test_benchmark_results_record_the_command_and_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disrupt.bench.report import timing_parser, write_results_json
+
+    args = timing_parser("Times a thing.\n\nMore.").parse_args(
+        ["--threads", "1", "--out", str(tmp_path / "deep" / "r.json")])
+    assert args.threads == 1
+    monkeypatch.setattr("sys.argv", ["benchmarks/x.py", "--threads", "1"])
+    write_results_json(args.out, {"rows": [{"seconds": 1.5}]})
+    record = json.loads(args.out.read_text())
+    assert record["command"] == "python benchmarks/x.py --threads 1"
+    assert record["rows"] == [{"seconds": 1.5}]
+    assert record["environment"]["torch_threads"] >= 1
+    write_results_json(None, {"rows": []})  # no --out: nothing written, no error
+    assert timing_parser("Doc.").parse_args([]).out is None

@@ -14,6 +14,7 @@ Files written into the output folder by :func:`write_report`:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as _dt
 import json
@@ -61,6 +62,26 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def timing_parser(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a timing benchmark script: its docstring's first line,
+    ``--threads`` (torch threads, default 2) and ``--out`` (a results JSON)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+def write_results_json(path: Path | None, payload: Mapping[str, Any], *, seed: int = 0) -> None:
+    """Write a benchmark's ``payload`` to ``path`` as indented JSON (nothing when
+    ``None``), with the command line that made it and the :func:`environment`."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": " ".join(["python", *sys.argv]), **payload,
+              "environment": environment(seed, torch.device("cpu"))}
+    path.write_text(json.dumps(record, indent=2))
 
 
 def environment(seed: int, device: torch.device) -> dict[str, Any]:
