@@ -250,19 +250,17 @@ def _objective_for(
 ) -> Objective:
     """The target's objective through the crops; ``wrap`` (e.g. EOT) acts on each crop's.
     ``balanced``: :class:`~disrupt.core.objectives.BalancedAway` instead of the plain
-    mean distance."""
-    away = BalancedAway if balanced else AwayFromClean
+    mean distance; otherwise ``sample`` conditions per call (seeded by ``sample_seed``;
+    ``None``: all)."""
     size = target.input_size
     if size is None and len(boxes) > 1:
         size = (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
 
     def make(clean_crops: Tensor) -> Objective:
-        inner: Objective
-        if sample is not None and not balanced:
-            inner = AwayFromClean(target, clean_crops, sample=sample,
-                                  generator=torch.Generator().manual_seed(sample_seed))
-        else:
-            inner = away(target, clean_crops)
+        inner: Objective = (
+            BalancedAway(target, clean_crops) if balanced else
+            AwayFromClean(target, clean_crops, sample=sample,
+                          generator=torch.Generator().manual_seed(sample_seed)))
         return wrap(inner) if wrap is not None else inner
 
     return CropsObjective(make, x_region, boxes, size, batched=bool(target.batch_independent),
@@ -321,7 +319,8 @@ def run_protection(
             objective). Not with ``balanced``, which exists to lift such targets.
         conditions_per_call: score a random this many of each target's conditions per
             objective call (:class:`~disrupt.core.objectives.AwayFromClean`'s ``sample``;
-            target ``i``'s draws seeded by ``condition_seed + i``); ``None``: all.
+            target ``i``'s draws seeded by ``condition_seed + i``); ``None``: all. Not
+            with ``balanced``, which scores every condition.
     """
     if start is not None and universal is not None:
         raise ValueError("start and universal are two starting points: pass one")
