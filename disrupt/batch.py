@@ -74,7 +74,8 @@ def batchable_targets(targets: Sequence[Target]) -> bool:
 @dataclass(frozen=True)
 class _OnePhotoAtATime:
     """A random transform applied to each photo of a batch on its own (the same draw for
-    all): kornia's differentiable JPEG rounds differently on a batch than on one image."""
+    all): a batched matrix product may sum in another order than one image's, and the
+    differentiable JPEG's rounding can then fall the other way."""
 
     inner: RandomTransform
 
