@@ -208,3 +208,12 @@ def test_crops_option_reaches_the_attack_and_the_summary(tmp_path: Path) -> None
                    "--strength", "low", "--overwrite", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["attack"]["crops"] == "canonical"
+
+
+@pytest.mark.parametrize("command", ["protect", "verify"])
+def test_help_keeps_the_extras_install_line(command: str) -> None:
+    # rich reads "[landmarks]" as markup and drops it unless escaped; the help must
+    # show a command a user can paste.
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "pip install 'disrupt-deepfakes[landmarks]'" in result.output

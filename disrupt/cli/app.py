@@ -102,7 +102,7 @@ def _check_device_and_seed(device: str, seed: int) -> Any:
 
 #: ``--detector`` for protect and verify.
 DETECTOR_HELP = ("Face detector: haar (OpenCV, built in) or dlib (eye landmarks; finds more "
-                 "faces; pip install 'disrupt-deepfakes[landmarks]'). Verify with the one "
+                 "faces; pip install 'disrupt-deepfakes\\[landmarks]'). Verify with the one "
                  "you protected with.")
 
 
