@@ -4,7 +4,8 @@ Photos: the README's example (256x256), the astronaut at 512x512 (``../shared``'
 copy, or the example upscaled when it is absent) and a 12-megapixel portrait
 (4000x3000, :func:`bench_large_photo.make_photo`). Each is protected from its file
 to a PNG, as ``disrupt protect`` does, once with the default full attack and once
-with ``--fast`` (the amortized protector's forward pass). The models are loaded
+with ``--fast`` (the amortized protector's forward pass), and both again with
+``--no-measure`` (``measure=False``: no figures after the save). The models are loaded
 by a warm-up call first, so the figures leave out the process's start-up, as the
 speed aims do. Each row: seconds of the ``protect()`` call (face search, attack,
 8-bit rounding, the atomic save and the measurement of every model on the saved
@@ -43,7 +44,11 @@ from bench_large_photo import make_photo  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.png"
 SHARED_512 = ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
-MODES: dict[str, dict[str, Any]] = {"default": {}, "--fast": {"protector": "bundled"}}
+MODES: dict[str, dict[str, Any]] = {
+    "default": {}, "--fast": {"protector": "bundled"},
+    "default --no-measure": {"measure": False},
+    "--fast --no-measure": {"protector": "bundled", "measure": False},
+}
 
 
 def photos(folder: Path) -> dict[str, Path]:
@@ -90,17 +95,18 @@ def main() -> None:
                     "photo": label, "mode": mode, "seconds": seconds, "runs": times,
                     "faces": r.faces, "face_status": r.face_status,
                     "disrupted": {m: sum(v) / len(v) for m, v in sorted(per_model.items())},
-                    "region_psnr": r.region_perceptibility["psnr"],
-                    "region_ciede2000": r.region_perceptibility["ciede2000_mean"],
+                    "region_psnr": r.region_perceptibility.get("psnr"),
+                    "region_ciede2000": r.region_perceptibility.get("ciede2000_mean"),
                 })
                 print(f"{label}, {mode}: {seconds:.1f} s, faces {r.faces}", flush=True)
     models = sorted({m for row in rows for m in row["disrupted"]})
     print("\n| photo | mode | seconds | " + " | ".join(models) + " | face PSNR |")
     print("|---|---|---|" + "---|" * len(models) + "---|")
     for row in rows:
-        rates = " | ".join(f"{row['disrupted'].get(m, 0) * 100:.0f}%" for m in models)
-        print(f"| {row['photo']} | {row['mode']} | {row['seconds']:.1f} | {rates} | "
-              f"{row['region_psnr']:.1f} dB |")
+        rates = " | ".join(f"{row['disrupted'][m] * 100:.0f}%" if m in row["disrupted"]
+                           else "-" for m in models)
+        psnr = "-" if row["region_psnr"] is None else f"{row['region_psnr']:.1f} dB"
+        print(f"| {row['photo']} | {row['mode']} | {row['seconds']:.1f} | {rates} | {psnr} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"command": " ".join(["python", *sys.argv]), "rows": rows,

@@ -120,6 +120,10 @@ class ProtectResult:
     #: The face detector that placed the crops (``"haar"`` or ``"dlib"``), or ``None``
     #: when none ran (see :attr:`face_status`).
     detector: str | None = None
+    #: False when ``protect(measure=False)`` skipped the measurement: then
+    #: :attr:`perceptibility`, :attr:`region_perceptibility`, :attr:`disruption` and
+    #: :attr:`measured_faces` are empty.
+    measured: bool = True
 
     @property
     def unchanged(self) -> bool:
@@ -189,6 +193,7 @@ class ProtectResult:
             "perceptibility": self.perceptibility,
             "region_perceptibility": self.region_perceptibility,
             "threshold": self.threshold,
+            "measured": self.measured,
             "disrupted_fraction": self.disrupted_fraction,
             "disruption": [d.to_dict() for d in self.disruption],
             "seconds": self.seconds,
@@ -299,6 +304,7 @@ def protect(
     overwrite: bool = False,
     jpeg_quality: int | None = None,
     require_disruption: bool = False,
+    measure: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProtectResult:
     """Add an adversarial perturbation to ``image`` that disrupts the given generators.
@@ -382,6 +388,11 @@ def protect(
         require_disruption: raise :class:`~disrupt.errors.NotDisrupted` (after writing
             ``output``) when any target's output for any condition stays at or under
             the threshold, so a pipeline can act on it.
+        measure: ``False`` skips everything after the save: the visibility metrics,
+            the second face search on the protected image and the run of every model
+            and condition on it, which take most of a fast call's time (for an upload
+            pipeline that trusts the budget). The result then has
+            ``measured=False`` and no figures. Not with ``require_disruption``.
         progress: ``progress(step, total)`` after each attack step.
 
     Returns:
@@ -415,6 +426,8 @@ def protect(
         raise SettingError(f"jpeg_quality={jpeg_quality!r} needs a .jpg or .jpeg output "
                            f"(got {'no output' if output is None else repr(str(output))})")
     quality = check_jpeg_quality(jpeg_quality if jpeg_quality is not None else JPEG_QUALITY)
+    if require_disruption and not measure:
+        raise SettingError("require_disruption needs the measurement: drop measure=False")
     source = load_image(image)
     chosen = resolve_targets(targets, weights)
     mask_tensor = load_mask(mask, source.size) if mask is not None else None
@@ -436,7 +449,8 @@ def protect(
                              universal=start_delta is not None, output=output,
                              overwrite=overwrite, require_disruption=require_disruption,
                              started=started, protector_steps=refine,
-                             through_jpeg=quality if lossy else None, detector=detector)
+                             through_jpeg=quality if lossy else None, detector=detector,
+                             measure=measure)
 
 
 def finish_protection(
@@ -444,11 +458,11 @@ def finish_protection(
     budget: Budget, plan: Plan, *, seed: int, faces: bool | None, masked: bool,
     universal: bool, output: str | Path | None, overwrite: bool, require_disruption: bool,
     started: float, protector_steps: int | None = None, through_jpeg: int | None = None,
-    detector: str = "haar",
+    detector: str = "haar", measure: bool = True,
 ) -> ProtectResult:
     """The measuring half of :func:`protect` (also :func:`disrupt.batch.protect_batch`'s):
     save ``protected`` ``(1, 3, H, W)`` (8-bit levels in ``[0, 1]``) if asked, and
-    measure perceptibility and disruption on what was saved."""
+    measure perceptibility and disruption on what was saved (unless not ``measure``)."""
     result = ProtectResult(
         image=protected.cpu(),
         source=source,
@@ -473,13 +487,17 @@ def finish_protection(
         crops=budget.crops,
         through_jpeg=through_jpeg,
         detector=detector if plan.face_status in ("used", "none-found") else None,
+        measured=measure,
     )
     measured = protected
     if output is not None:
         saved = result.save(output, overwrite=overwrite)
-        if saved.suffix.lower() in LOSSY_SUFFIXES:
+        if saved.suffix.lower() in LOSSY_SUFFIXES and measure:
             # Measure what the user gets: the lossy file as written, not the tensor.
             measured = reload_saved(saved).to(x.device)
+    if not measure:
+        result.seconds = time.perf_counter() - started
+        return result
     result.perceptibility = {k: float(v[0]) for k, v in perceptibility(measured, x).items()}
     result.region_perceptibility = region_perceptibility(
         measured, x, changeable_mask(plan, (x.shape[-2], x.shape[-1])), st_lpips_net=None)

@@ -459,3 +459,37 @@ def test_require_disruption_fails_loudly_and_keeps_the_file(tmp_path: Path,
     res = runner.invoke(app, ["protect", str(photo), "-t", constant_target, "--steps", "1",
                               "-o", str(tmp_path / "ok.png")])
     assert res.exit_code == 0, res.output
+
+
+def test_measure_false_skips_the_figures_not_the_protection(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png")
+    measured = protect(photo, targets=["stargan.tiny"], steps=2, seed=3)
+    fast = protect(photo, targets=["stargan.tiny"], steps=2, seed=3, measure=False,
+                   output=tmp_path / "fast.png")
+    # The same protected pixels, written; only the figures are left out.
+    assert torch.equal(fast.image, measured.image)
+    assert (tmp_path / "fast.png").exists()
+    assert measured.measured and measured.disruption and measured.perceptibility
+    assert not fast.measured
+    assert fast.disruption == [] and fast.perceptibility == {}
+    assert fast.region_perceptibility == {} and fast.measured_faces == []
+    assert fast.to_dict()["measured"] is False
+    with pytest.raises(SettingError, match="require_disruption needs the measurement"):
+        protect(photo, targets=["stargan.tiny"], steps=1, measure=False,
+                require_disruption=True)
+
+
+def test_cli_no_measure_says_so_and_refuses_require_disruption(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png")
+    out = tmp_path / "out.png"
+    res = runner.invoke(app, ["protect", str(photo), *TINY, "--no-measure", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.exists()
+    assert f"not measured (--no-measure); to measure it: disrupt verify {photo} {out}" \
+        in res.output
+    assert "disruption (Ruiz MSE" not in res.output
+    res = runner.invoke(app, ["protect", str(photo), *TINY, "--no-measure",
+                              "--require-disruption", "-o", str(tmp_path / "x.png")])
+    assert res.exit_code == 2
+    assert "--require-disruption needs the measurement" in _one_line_error(res.output)
+    assert not (tmp_path / "x.png").exists()

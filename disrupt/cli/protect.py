@@ -125,6 +125,10 @@ def protect(
     require_disruption: Annotated[bool, typer.Option(
         "--require-disruption", help="Exit 1 when any model's output for any condition stays "
         "under the disruption threshold (the protected copy is still written).")] = False,
+    measure: Annotated[bool, typer.Option(
+        help="Measure visibility and disruption on the saved copy (--no-measure skips it, "
+        "the second face search and every model's run on the result: most of a --fast "
+        "call's time).")] = True,
     batch: Annotated[int, typer.Option(
         help="Photos of one size protected without faces or a mask share attack batches "
         "of up to N (results differ from one by one only by float rounding, which the steps "
@@ -154,6 +158,11 @@ def protect(
             raise UsageError(f"--steps must be at least 1, got {steps}")
         if batch < 1:
             raise UsageError(f"--batch must be at least 1, got {batch}")
+        if not measure and require_disruption:
+            raise UsageError("--require-disruption needs the measurement: drop --no-measure")
+        if not measure and (batch > 1 or workers is not None or scheduler is not None):
+            raise UsageError("--no-measure runs photo by photo on this machine: drop --batch, "
+                             "--workers and --scheduler")
         targets = list(target or [])
         repeated = sorted({t for t in targets if targets.count(t) > 1})
         if repeated:
@@ -228,7 +237,7 @@ def protect(
     # Batches share one whole-photo attack: only for the plain path (no mask, start
     # point, JPEG output or other detector), which they reproduce photo by photo.
     plain = (mask is None and start_from is None and net is None and detector == "haar"
-             and not any(o.suffix.lower() in (".jpg", ".jpeg") for o in outputs))
+             and measure and not any(o.suffix.lower() in (".jpg", ".jpeg") for o in outputs))
     if plain:
         from disrupt.batch import protect_shared
 
@@ -244,7 +253,8 @@ def protect(
         try:
             result = shared.get(n) or _run_one(protect_api, photo, out_path, chosen, budget,
                                                faces, mask, start_from, net, seed, dev,
-                                               overwrite, quiet, jpeg_quality, detector)
+                                               overwrite, quiet, jpeg_quality, detector,
+                                               measure)
         except (DisruptError, CheckpointError, OSError) as exc:
             _err(str(exc))
             failures += 1
@@ -322,10 +332,12 @@ def _check_jpeg_outputs(outputs: list[Path], quality: int) -> None:
 def _run_one(protect_api: Any, photo: Path, out_path: Path, chosen: list[Any], budget: Any,
              faces: bool | None, mask: Path | None, start_from: Path | str | None,
              protector: Any, seed: int, device: Any, overwrite: bool, quiet: bool,
-             jpeg_quality: int | None = None, detector: str = "haar") -> Any:
+             jpeg_quality: int | None = None, detector: str = "haar",
+             measure: bool = True) -> Any:
     options = dict(targets=chosen, budget=budget, faces=faces, mask=mask, universal=start_from,
                    protector=protector, seed=seed, device=device, output=out_path,
-                   overwrite=overwrite, jpeg_quality=jpeg_quality, detector=detector)
+                   overwrite=overwrite, jpeg_quality=jpeg_quality, detector=detector,
+                   measure=measure)
     if quiet or not sys.stderr.isatty():
         return protect_api(photo, **options)
     from rich.console import Console
@@ -379,7 +391,7 @@ def _render_budget(a: dict[str, Any]) -> str:
 
 def _render_summary(s: dict[str, Any]) -> str:
     p = s["perceptibility"]
-    lines = [
+    head = [
         f"{s['input']} -> {s['output']}  ({s['size'][0]}x{s['size'][1]}, {s['seconds']:.1f}s)",
         f"  budget: {_render_budget(s['attack'])}, seed {s['seed']}"
         + (f", strength {s['strength']}, EOT {'on' if s.get('eot') else 'off'}"
@@ -391,6 +403,12 @@ def _render_summary(s: dict[str, Any]) -> str:
         + (f", through JPEG q{s['attack']['through_jpeg']}"
            if s["attack"].get("through_jpeg") else ""),
         _render_region(s),
+    ]
+    if not s.get("measured", True):
+        return "\n".join([*head, "  not measured (--no-measure); to measure it: disrupt "
+                           f"verify {s['input']} {s['output']}"])
+    lines = [
+        *head,
         f"  visibility: PSNR {p['psnr']:.1f} dB, SSIM {p['ssim']:.3f}, "
         f"max change {p['linf_255']:.0f}/255",
         _render_region_visibility(s.get("region_perceptibility") or {}),
