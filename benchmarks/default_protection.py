@@ -15,6 +15,10 @@ Run: python benchmarks/default_protection.py --images ../shared/data/celeba10k/i
 ``--give-up-after F`` and ``--conditions-per-call K`` try the focused objective's levers
 (:data:`disrupt.core.pipeline.GIVE_UP_AFTER`, ``FOCUSED_CONDITIONS_PER_CALL``).
 
+``--low-pass MODEL_PX`` sets the perceptual shaping's low-pass in pixels of a 64 px
+model input (:data:`disrupt.core.pipeline.GRAIN_SIGMA_PER_SIDE` is that over 64; 0:
+the high-pass alone, as before 2026-12-02).
+
 ``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
 measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
 
@@ -126,6 +130,9 @@ def main() -> None:
     parser.add_argument("--conditions-per-call", type=int, default=None, metavar="K",
                         help="focused objective: score a random K of each model's conditions "
                         "per step (default: all)")
+    parser.add_argument("--low-pass", type=float, default=None, metavar="MODEL_PX",
+                        help="perceptual shaping's low-pass sigma in pixels of a 64 px model "
+                        "input; 0: off (default: disrupt.core.pipeline.GRAIN_SIGMA_PER_SIDE)")
     parser.add_argument("--add-target", action="append", default=[], metavar="NAME",
                         help="attack this target too, beside the default set (repeatable)")
     parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
@@ -134,6 +141,8 @@ def main() -> None:
     if args.give_up_after is not None:
         pipeline.GIVE_UP_AFTER = args.give_up_after
     pipeline.FOCUSED_CONDITIONS_PER_CALL = args.conditions_per_call
+    if args.low_pass is not None:
+        pipeline.GRAIN_SIGMA_PER_SIDE = args.low_pass / 64 if args.low_pass > 0 else None
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     attacked_names = default_targets() + args.add_target
@@ -204,6 +213,8 @@ def main() -> None:
         "steps": result.attack.steps, "halvings": result.attack.halvings,
         "give_up_after": pipeline.GIVE_UP_AFTER,
         "conditions_per_call": pipeline.FOCUSED_CONDITIONS_PER_CALL,
+        "low_pass_model_px": (None if pipeline.GRAIN_SIGMA_PER_SIDE is None
+                              else pipeline.GRAIN_SIGMA_PER_SIDE * 64),
         "perceptual": result.perceptual, "seed": args.seed,
         "protector": args.protector, "refine_steps": result.protector_steps,
         "environment": environment(args.seed, torch.device("cpu")),

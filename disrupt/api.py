@@ -339,7 +339,10 @@ def protect(
             whose outputs moved less than 2% of the threshold: they cost time and
             gain nothing); ``None``: the preset's.
         perceptual: under a PSNR floor, cap each pixel by the local texture (flat skin
-            at one 8-bit level, hair and edges up to ``eps``); ``None``: the preset's.
+            at one 8-bit level, hair and edges up to ``eps``) and band-pass the change
+            (no blotch wider than a 32nd of the face crop, no grain finer than a third
+            of a model pixel; :func:`~disrupt.core.pipeline.blotch_sigma`,
+            :func:`~disrupt.core.pipeline.grain_sigma`); ``None``: the preset's.
         crop_jitter: attack through crops drawn around each canonical one (scale
             +-10%, shift +-5%), as a manipulator's own alignment would cut; ``None``:
             the preset's.

@@ -42,6 +42,7 @@ from disrupt.core.pipeline import (
     ATTACK_JITTER,
     Plan,
     blotch_sigma,
+    grain_sigma,
     plan_protection,
     run_protection,
 )
@@ -114,6 +115,7 @@ def _perturb_together(x: Tensor, targets: Sequence[Target], budget: Budget, plan
             jitter=ATTACK_JITTER if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
+            low_pass_sigma=grain_sigma(plan) if budget.perceptual else None,
             give_up=budget.objective == "focused",
         )
     rows = [quantize_within(x_adv[i : i + 1], x[i : i + 1], running.eps, norm=running.norm,

@@ -350,3 +350,63 @@ def test_blotch_sigma_follows_the_face_at_every_size() -> None:
     assert blotch_sigma(plan(16)) == 1.0
     assert blotch_sigma(plan(160)) == pytest.approx(5.0)
     assert blotch_sigma(plan(990)) == pytest.approx(990 / 32)  # a 12 MP photo's face crop
+
+
+def test_grain_sigma_is_a_third_of_a_model_pixel_and_can_be_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from disrupt.core import pipeline
+    from disrupt.core.faces import Box
+    from disrupt.core.pipeline import Plan, grain_sigma
+
+    box = Box(0, 0, 89, 89)
+    plan = Plan([box], [box], "used", box, None, [box])
+    assert grain_sigma(plan) == pytest.approx(89 * 0.3 / 64)  # 0.42 px of a CelebA crop
+    monkeypatch.setattr(pipeline, "GRAIN_SIGMA_PER_SIDE", None)
+    assert grain_sigma(plan) is None
+
+
+@pytest.mark.parametrize(("side", "finest_kept"), [(89, 0.7), (320, 0.05)])
+def test_band_pass_drops_the_finest_grain_and_keeps_what_models_see(
+        side: int, finest_kept: float) -> None:
+    from disrupt.core.masking import high_pass, low_pass
+
+    # A crop of `side` pixels shrunk to a 64 px model input: a one-pixel checkerboard
+    # is averaged away by the shrink (the band-pass weakens it on an 89 px CelebA crop,
+    # where a model pixel is 1.4 photo pixels, and removes it on a 320 px crop); a
+    # pattern of 3 model pixels' period survives the shrink and the band-pass.
+    sigma_high, sigma_low = side / 32, side * 0.3 / 64
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)),
+                            indexing="ij")
+    finest = (((xx + yy) % 2) * 2 - 1).expand(1, 3, side, side) * 4 / 255
+    visible = torch.sin(2 * math.pi * xx / (3 * side / 64)).expand(1, 3, side, side) * 4 / 255
+    kept = {}
+    for name, delta in (("finest", finest), ("visible", visible)):
+        out = low_pass(high_pass(delta, sigma_high), sigma_low)
+        kept[name] = float(out.norm() / delta.norm())
+        assert kept[name] <= 1.0 + 1e-6
+    assert kept["finest"] < finest_kept and kept["visible"] > 0.75, kept
+    with pytest.raises(ValueError, match="sigma"):
+        low_pass(finest, 0.0)
+
+
+def test_perceptual_shaping_low_passes_the_saved_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    from disrupt.core import pipeline
+
+    g = torch.Generator().manual_seed(4)
+    # A 192 px photo protected whole: the model pixel is 3 photo pixels, the low-pass
+    # sigma 0.9 of them.
+    photo = ((0.5 + 0.15 * torch.randn(1, 3, 192, 192, generator=g)).clamp(0, 1) * 255
+             ).round() / 255
+
+    def nyquist_share() -> float:
+        r = protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=4,
+                    faces=False, seed=0)
+        spectrum = torch.fft.fft2(r.image - photo).abs().square().sum(dim=(0, 1))
+        f = torch.fft.fftfreq(192).abs()
+        high = (f[:, None] > 0.35) | (f[None, :] > 0.35)  # the outer band of frequencies
+        return float(spectrum[high].sum() / spectrum.sum())
+
+    with_low_pass = nyquist_share()
+    monkeypatch.setattr(pipeline, "GRAIN_SIGMA_PER_SIDE", None)
+    without = nyquist_share()
+    assert with_low_pass < 0.7 * without, (with_low_pass, without)

@@ -27,7 +27,7 @@ from disrupt.errors import ImageError
 from disrupt.imaging import ImageInput, load_image
 
 __all__ = ["HighPassObjective", "MaskedObjective", "apply_mask", "high_pass", "load_mask",
-           "texture_caps"]
+           "low_pass", "texture_caps"]
 
 #: Local luminance standard deviation (on ``[0, 1]``) at which a pixel gets the full cap.
 TEXTURE_FULL = 0.04
@@ -170,13 +170,28 @@ def high_pass(delta: Tensor, sigma: float) -> Tensor:
     Shape:
         ``(B, C, H, W)`` -> same shape.
     """
+    return delta - low_pass(delta, sigma)
+
+
+def low_pass(delta: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of ``delta`` with reflected borders (kornia's separable kernel, or
+    the FFT above :data:`FFT_BLUR_SIGMA`). After :func:`high_pass` it drops the grain
+    finer than ``sigma``, which a generator that shrinks the crop averages away and
+    JPEG removes (the perceptual shaping's band-pass; :data:`disrupt.core.pipeline.
+    GRAIN_SIGMA_PER_SIDE`). Linear, differentiable, gains in ``[0, 1]``.
+
+    Shape:
+        ``(B, C, H, W)`` -> same shape.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
     if sigma > FFT_BLUR_SIGMA:
-        return delta - _gaussian_blur_fft(delta, sigma)
+        return _gaussian_blur_fft(delta, sigma)
     import kornia
 
     side = 2 * math.ceil(3 * sigma) + 1
-    low = kornia.filters.gaussian_blur2d(delta, (side, side), (sigma, sigma), border_type="reflect")
-    return delta - low
+    return kornia.filters.gaussian_blur2d(delta, (side, side), (sigma, sigma),
+                                          border_type="reflect")
 
 
 def _gaussian_blur_fft(x: Tensor, sigma: float) -> Tensor:
@@ -243,19 +258,24 @@ class HighPassObjective:
     wide sigmas): only the fine-grained part of a
     change counts, so the attack gains nothing from colour casts; apply the same
     :func:`high_pass` to the final change (:func:`disrupt.core.pipeline.run_protection`
-    does).
+    does). With ``low_sigma`` the high-passed change is also blurred by
+    :func:`low_pass` (a band-pass: neither blotches nor grain finer than the model sees).
 
     Shape:
         ``__call__``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``(B,)``.
     """
 
-    def __init__(self, objective: Objective, x: Tensor, sigma: float) -> None:
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
+    def __init__(self, objective: Objective, x: Tensor, sigma: float,
+                 low_sigma: float | None = None) -> None:
+        if not sigma > 0 or (low_sigma is not None and not low_sigma > 0):
+            raise ValueError(f"sigmas must be > 0, got {sigma} and {low_sigma}")
         self.objective = objective
         self.x = x.detach()
         self.sigma = sigma
+        self.low_sigma = low_sigma
 
     def __call__(self, x_adv: Tensor) -> Tensor:
         shaped = high_pass_coarse(x_adv - self.x, self.sigma)
+        if self.low_sigma is not None:
+            shaped = low_pass(shaped, self.low_sigma)
         return self.objective((self.x + shaped).clamp(0.0, 1.0))

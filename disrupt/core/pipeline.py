@@ -55,6 +55,7 @@ from disrupt.core.masking import (
     MaskedObjective,
     apply_mask,
     high_pass,
+    low_pass,
     texture_caps,
 )
 from disrupt.core.objectives import RUIZ_THRESHOLD, AwayFromClean, BalancedAway, Ensemble
@@ -78,6 +79,8 @@ __all__ = [
     "evaluation_targets",
     "find_faces",
     "DETECTORS",
+    "GRAIN_SIGMA_PER_SIDE",
+    "grain_sigma",
     "perturb",
     "plan_protection",
     "run_protection",
@@ -284,6 +287,7 @@ def run_protection(
     jitter: CropJitter | None = None,
     jitter_generator: torch.Generator | None = None,
     high_pass_sigma: float | None = None,
+    low_pass_sigma: float | None = None,
     start: Tensor | None = None,
     autocast: bool | None = None,
     give_up: bool = False,
@@ -309,6 +313,9 @@ def run_protection(
             wider than a few sigma, in the photo's pixels): the objective sees, and the
             result gets, ``high_pass(x_adv - x, sigma)``
             (:func:`~disrupt.core.masking.high_pass`).
+        low_pass_sigma: with ``high_pass_sigma``, also blur the change by this sigma
+            (photo pixels; :func:`~disrupt.core.masking.low_pass`): a band-pass that
+            drops grain finer than the models see (:func:`grain_sigma`).
         start: a protected photo ``(1, 3, H, W)`` in ``[0, 1]`` to start from (e.g. the
             amortized protector's), instead of ``universal``.
         autocast: run the generators in bfloat16 (:class:`~disrupt.core.precision.Autocast`);
@@ -353,7 +360,7 @@ def run_protection(
     if mask is not None:
         objective = MaskedObjective(objective, x_region, mask)
     if high_pass_sigma is not None:  # outermost: the mask then applies to the filtered change
-        objective = HighPassObjective(objective, x_region, high_pass_sigma)
+        objective = HighPassObjective(objective, x_region, high_pass_sigma, low_pass_sigma)
     if start is not None:
         start = start[..., r.top : r.bottom, r.left : r.right].to(x_region)
     if universal is not None:
@@ -366,7 +373,7 @@ def run_protection(
         start = (x_region + delta).clamp(0.0, 1.0)
     adv = attack(x_region, objective, generator=generator, callback=callback, start=start)
     if high_pass_sigma is not None:
-        adv = _high_passed(adv, x_region, high_pass_sigma, mask)
+        adv = _high_passed(adv, x_region, high_pass_sigma, mask, low_pass_sigma)
     if mask is not None:
         adv = apply_mask(adv, x_region, mask)
     out = x.clone()
@@ -374,12 +381,16 @@ def run_protection(
     return out
 
 
-def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None) -> Tensor:
-    """``x`` plus the fine-grained part of ``adv - x``, rescaled to the L2 norm the
-    change had (over the mask): removing the blotches frees budget, and the grain
-    gets it (per-pixel caps still apply when the result is rounded)."""
+def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None,
+                 low_sigma: float | None = None) -> Tensor:
+    """``x`` plus the fine-grained part of ``adv - x`` (band-passed with ``low_sigma``),
+    rescaled to the L2 norm the change had (over the mask): removing the blotches
+    frees budget, and the grain gets it (per-pixel caps still apply when the result
+    is rounded)."""
     delta = adv - x
     fine = high_pass(delta, sigma)
+    if low_sigma is not None:
+        fine = low_pass(fine, low_sigma)
     if mask is not None:
         fine, delta = fine * mask, delta * mask
     norm = fine.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -462,6 +473,7 @@ def perturb(
             jitter=ATTACK_JITTER if budget.crop_jitter else None,
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
+            low_pass_sigma=grain_sigma(plan) if budget.perceptual else None,
             start=first, give_up=budget.objective == "focused",
             conditions_per_call=(FOCUSED_CONDITIONS_PER_CALL
                                  if budget.objective == "focused" else None),
@@ -529,6 +541,27 @@ def blotch_sigma(plan: Plan) -> float:
     boxes = plan.canonical or [plan.region]
     side = min(min(b.width, b.height) for b in boxes)
     return max(1.0, side / 32)
+
+
+#: The perceptual shaping's low-pass, as a fraction of the face crop's side: a third
+#: of a pixel of a 64 px model input (0.42 photo pixels on an 89 px CelebA crop, 4.6
+#: on a 12 MP photo's 990 px crop). Grain finer than that is averaged away when the
+#: crop is shrunk, and JPEG removes it first; the budget it held goes to what the
+#: models see. On 30 CelebA test faces it raised StarGAN's disruption on every
+#: channel at the same visibility (as saved 85 -> 89%, JPEG 75 23 -> 28%, JPEG 50
+#: 4 -> 11%, resize 43 -> 51%; README, "Dropping the finest grain"); a half pixel
+#: cost 8 points as saved. ``None``: the high-pass alone.
+GRAIN_SIGMA_PER_SIDE: float | None = 0.3 / 64
+
+
+def grain_sigma(plan: Plan) -> float | None:
+    """The low-pass sigma of a plan's perceptual shaping, in the photo's pixels:
+    :data:`GRAIN_SIGMA_PER_SIDE` of the face crop's side (of the region's shorter side
+    without faces), or ``None`` when it is off."""
+    if GRAIN_SIGMA_PER_SIDE is None:
+        return None
+    boxes = plan.canonical or [plan.region]
+    return min(min(b.width, b.height) for b in boxes) * GRAIN_SIGMA_PER_SIDE
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
