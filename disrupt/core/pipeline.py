@@ -549,8 +549,9 @@ def blotch_sigma(plan: Plan) -> float:
 #: crop is shrunk, and JPEG removes it first; the budget it held goes to what the
 #: models see. On 30 CelebA test faces it raised StarGAN's disruption on every
 #: channel at the same visibility (as saved 85 -> 89%, JPEG 75 23 -> 28%, JPEG 50
-#: 4 -> 11%, resize 43 -> 51%; README, "Dropping the finest grain"); a half pixel
-#: cost 8 points as saved. ``None``: the high-pass alone.
+#: 4 -> 11%, resize 43 -> 51%; README, "Dropping the finest grain"); half a pixel
+#: fell to 77% as saved. ``None``: the high-pass alone. The amortized protector's
+#: fit keeps the high-pass alone: it was trained that way.
 GRAIN_SIGMA_PER_SIDE: float | None = 0.3 / 64
 
 
