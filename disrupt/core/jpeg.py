@@ -171,8 +171,7 @@ def kornia_quantization_tables(quality: float, dtype: torch.dtype = torch.float3
     floor and clipping, so they are not integers (at quality 75 the scale is 49.875,
     not 50). Quality 0 is taken as 1, as kornia and libjpeg do.
     """
-    q = torch.tensor(max(float(quality), 1.0) if float(quality) == 0.0 else float(quality),
-                     dtype=dtype)
+    q = torch.tensor(float(quality) or 1.0, dtype=dtype)
     scale = _poly_floor(5000.0 / q if float(q) < 50 else 200.0 - 2.0 * q)
 
     def scaled(base: tuple[int, ...]) -> Tensor:
@@ -232,8 +231,9 @@ def jpeg420_differentiable(x: Tensor, quality: float) -> Tensor:
     quality for the batch: kornia's YCbCr, chroma blurred (3-tap Gaussian, sigma 0.5)
     and halved, orthonormal 8x8 DCT, quantisation by :func:`kornia_quantization_tables`
     with kornia's polynomial rounding, and the way back with a bilinear chroma doubling.
-    Edges are padded to a multiple of 16 by repetition and cropped after. Each image
-    of a batch is coded on its own, so the result does not depend on the batch.
+    Edges are padded to a multiple of 16 by repetition and cropped after. Every step
+    acts on each image alone (a batch can differ from one by one only in the last
+    bits of its matrix products).
 
     Args:
         x: ``(B, 3, H, W)`` RGB in ``[0, 1]``, any ``H, W >= 2``.

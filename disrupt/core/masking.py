@@ -26,8 +26,8 @@ from attacks import Objective
 from disrupt.errors import ImageError
 from disrupt.imaging import ImageInput, load_image
 
-__all__ = ["HighPassObjective", "MaskedObjective", "apply_mask", "high_pass", "load_mask",
-           "low_pass", "texture_caps"]
+__all__ = ["HighPassObjective", "MaskedObjective", "apply_mask", "band_pass", "high_pass",
+           "load_mask", "low_pass", "texture_caps"]
 
 #: Local luminance standard deviation (on ``[0, 1]``) at which a pixel gets the full cap.
 TEXTURE_FULL = 0.04
@@ -253,6 +253,20 @@ def high_pass_coarse(delta: Tensor, sigma: float) -> Tensor:
     return delta - low[..., :h, :w]
 
 
+def band_pass(delta: Tensor, sigma: float, low_sigma: float | None = None, *,
+              coarse: bool = False) -> Tensor:
+    """The perceptual shaping's filter: :func:`high_pass` at ``sigma`` (or
+    :func:`high_pass_coarse` with ``coarse``, for the attack's objective), then
+    :func:`low_pass` at ``low_sigma`` when given. Linear, differentiable, never larger
+    in L2 norm than ``delta``.
+
+    Shape:
+        ``(B, C, H, W)`` -> same shape.
+    """
+    fine = high_pass_coarse(delta, sigma) if coarse else high_pass(delta, sigma)
+    return fine if low_sigma is None else low_pass(fine, low_sigma)
+
+
 class HighPassObjective:
     """Score ``objective`` at ``x + high_pass(x_adv - x)`` (:func:`high_pass_coarse` for
     wide sigmas): only the fine-grained part of a
@@ -275,7 +289,5 @@ class HighPassObjective:
         self.low_sigma = low_sigma
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        shaped = high_pass_coarse(x_adv - self.x, self.sigma)
-        if self.low_sigma is not None:
-            shaped = low_pass(shaped, self.low_sigma)
+        shaped = band_pass(x_adv - self.x, self.sigma, self.low_sigma, coarse=True)
         return self.objective((self.x + shaped).clamp(0.0, 1.0))

@@ -172,13 +172,13 @@ class AwayFromClean(OverConditions):
             self._offset = _distance(self.clean, self.reference, loss)  # (K, B)
 
     def __call__(self, x_adv: Tensor) -> Tensor:
-        if self.sample is None:
-            distance = _distance(self.outputs(x_adv), self.reference, self.loss) - self._offset
-            return distance.mean(dim=0)
-        which = torch.randperm(self.num_passes, generator=self.generator)[: self.sample].sort()[0]
-        reference = self.reference[which.to(self.reference.device)]
-        offset = self._offset[which.to(self._offset.device)]
-        return (_distance(self.outputs(x_adv, which), reference, self.loss) - offset).mean(dim=0)
+        reference, offset, which = self.reference, self._offset, None
+        if self.sample is not None:
+            which = torch.randperm(self.num_passes, generator=self.generator)[: self.sample]
+            which = which.sort()[0].to(reference.device)
+            reference, offset = reference[which], offset[which]
+        distance = _distance(self.outputs(x_adv, which), reference, self.loss) - offset
+        return distance.mean(dim=0)
 
 
 class BalancedAway(AwayFromClean):

@@ -54,8 +54,7 @@ from disrupt.core.masking import (
     HighPassObjective,
     MaskedObjective,
     apply_mask,
-    high_pass,
-    low_pass,
+    band_pass,
     texture_caps,
 )
 from disrupt.core.objectives import RUIZ_THRESHOLD, AwayFromClean, BalancedAway, Ensemble
@@ -388,9 +387,7 @@ def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None,
     frees budget, and the grain gets it (per-pixel caps still apply when the result
     is rounded)."""
     delta = adv - x
-    fine = high_pass(delta, sigma)
-    if low_sigma is not None:
-        fine = low_pass(fine, low_sigma)
+    fine = band_pass(delta, sigma, low_sigma)
     if mask is not None:
         fine, delta = fine * mask, delta * mask
     norm = fine.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -538,9 +535,14 @@ def blotch_sigma(plan: Plan) -> float:
     face at every size: capped at 6 pixels (until 2026-12-02), a 12 MP photo's 990 px
     face crop kept only detail finer than a model pixel, which the shrink averages
     away (README, "Speed")."""
+    return max(1.0, _crop_side(plan) / 32)
+
+
+def _crop_side(plan: Plan) -> int:
+    """The shortest side of the plan's face crops (of its region without faces): the
+    scale the perceptual shaping's filters follow."""
     boxes = plan.canonical or [plan.region]
-    side = min(min(b.width, b.height) for b in boxes)
-    return max(1.0, side / 32)
+    return min(min(b.width, b.height) for b in boxes)
 
 
 #: The perceptual shaping's low-pass, as a fraction of the face crop's side: a third
@@ -559,10 +561,7 @@ def grain_sigma(plan: Plan) -> float | None:
     """The low-pass sigma of a plan's perceptual shaping, in the photo's pixels:
     :data:`GRAIN_SIGMA_PER_SIDE` of the face crop's side (of the region's shorter side
     without faces), or ``None`` when it is off."""
-    if GRAIN_SIGMA_PER_SIDE is None:
-        return None
-    boxes = plan.canonical or [plan.region]
-    return min(min(b.width, b.height) for b in boxes) * GRAIN_SIGMA_PER_SIDE
+    return None if GRAIN_SIGMA_PER_SIDE is None else _crop_side(plan) * GRAIN_SIGMA_PER_SIDE
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
