@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--low-pass", type=float, default=None, metavar="MODEL_PX",
                         help="perceptual shaping's low-pass sigma in pixels of a 64 px model "
                         "input; 0: off (default: disrupt.core.pipeline.GRAIN_SIGMA_PER_SIDE)")
+    parser.add_argument("--chroma", type=float, default=None, metavar="SHARE",
+                        help="perceptual shaping: share of the change's colour part kept, "
+                        "0-1 (default: disrupt.core.pipeline.CHROMA_SHARE)")
     parser.add_argument("--add-target", action="append", default=[], metavar="NAME",
                         help="attack this target too, beside the default set (repeatable)")
     parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
@@ -143,6 +146,8 @@ def main() -> None:
     pipeline.FOCUSED_CONDITIONS_PER_CALL = args.conditions_per_call
     if args.low_pass is not None:
         pipeline.GRAIN_SIGMA_PER_SIDE = args.low_pass / 64 if args.low_pass > 0 else None
+    if args.chroma is not None:
+        pipeline.CHROMA_SHARE = args.chroma
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     attacked_names = default_targets() + args.add_target
@@ -213,6 +218,7 @@ def main() -> None:
         "steps": result.attack.steps, "halvings": result.attack.halvings,
         "give_up_after": pipeline.GIVE_UP_AFTER,
         "conditions_per_call": pipeline.FOCUSED_CONDITIONS_PER_CALL,
+        "chroma_share": pipeline.CHROMA_SHARE,
         "low_pass_model_px": (None if pipeline.GRAIN_SIGMA_PER_SIDE is None
                               else pipeline.GRAIN_SIGMA_PER_SIDE * 64),
         "perceptual": result.perceptual, "seed": args.seed,

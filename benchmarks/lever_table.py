@@ -22,6 +22,8 @@ def label(run: dict) -> str:
     parts = [f"PSNR >= {run.get('psnr_floor') or 0:g} dB", run.get("objective", "mean")]
     if run.get("perceptual"):
         parts.append(run.get("perceptual_variant", "perceptual (texture caps + high-pass)"))
+    if run.get("chroma_share", 1.0) != 1.0:
+        parts.append(f"colour share {run['chroma_share']:g}")
     if run.get("crop_jitter"):
         turn = run.get("jitter_rotation")
         parts.append("crop jitter" + (f" turning up to {turn:g} degrees" if turn else ""))

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from attacks import Attack
 from disrupt.api import ImageInput, ProtectResult, finish_protection, protect, resolve_targets
+from disrupt.core import pipeline
 from disrupt.core.budget import DEFAULT_STRENGTH, Budget, resolve_budget
 from disrupt.core.faces import crop_family
 from disrupt.core.masking import texture_caps
@@ -116,6 +117,7 @@ def _perturb_together(x: Tensor, targets: Sequence[Target], budget: Budget, plan
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
             low_pass_sigma=grain_sigma(plan) if budget.perceptual else None,
+            chroma=pipeline.CHROMA_SHARE if budget.perceptual else 1.0,
             give_up=budget.objective == "focused",
         )
     rows = [quantize_within(x_adv[i : i + 1], x[i : i + 1], running.eps, norm=running.norm,

@@ -410,3 +410,88 @@ def test_perceptual_shaping_low_passes_the_saved_change(monkeypatch: pytest.Monk
     monkeypatch.setattr(pipeline, "GRAIN_SIGMA_PER_SIDE", None)
     without = nyquist_share()
     assert with_low_pass < 0.7 * without, (with_low_pass, without)
+
+
+def test_scale_chroma_keeps_the_grey_part_and_never_adds_energy() -> None:
+    from disrupt.core.masking import scale_chroma
+
+    delta = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    grey = scale_chroma(delta, 0.0)
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    assert torch.allclose(grey.mean(dim=1), delta.mean(dim=1), atol=1e-6)
+    assert torch.equal(scale_chroma(delta, 1.0), delta)
+    half = scale_chroma(delta, 0.5)
+    assert float(grey.norm()) < float(half.norm()) < float(delta.norm())
+    with pytest.raises(ValueError, match="chroma share"):
+        scale_chroma(delta, 1.5)
+
+
+def test_a_grey_change_survives_jpeg_better_than_a_coloured_one() -> None:
+    # JPEG halves the colour planes and quantises them coarsely: of two changes of the
+    # same L2 norm and pattern (period 4 px), the grey one keeps more of itself.
+    import io
+
+    side = 64
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)),
+                            indexing="ij")
+    pattern = torch.sin(2 * math.pi * xx / 4) * torch.sin(2 * math.pi * yy / 4)
+    base = torch.full((3, side, side), 0.5)
+    grey = pattern.expand(3, side, side) * 8 / 255
+    colour = torch.stack([pattern, -pattern, torch.zeros_like(pattern)]) * 8 / 255
+    colour = colour * grey.norm() / colour.norm()
+
+    def jpeg(x: torch.Tensor) -> torch.Tensor:
+        arr = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=75)
+        return torch.from_numpy(np.asarray(Image.open(buf).convert("RGB"))).permute(
+            2, 0, 1).float() / 255
+
+    kept = {name: float((jpeg(base + d) - jpeg(base)).norm() / d.norm())
+            for name, d in (("grey", grey), ("colour", colour))}
+    assert kept["grey"] > 1.5 * kept["colour"], kept
+
+
+def test_the_perceptual_shaping_can_keep_only_the_grey_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from disrupt.core import pipeline
+
+    g = torch.Generator().manual_seed(5)
+    photo = ((0.5 + 0.15 * torch.randn(1, 3, 96, 96, generator=g)).clamp(0, 1) * 255
+             ).round() / 255
+
+    def colour_share() -> float:
+        r = protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=3,
+                    faces=False, seed=0)
+        delta = r.image - photo
+        grey = delta.mean(dim=1, keepdim=True)
+        return float((delta - grey).norm() / delta.norm())
+
+    as_made = colour_share()
+    monkeypatch.setattr(pipeline, "CHROMA_SHARE", 0.0)
+    grey_only = colour_share()
+    # What colour is left comes from 8-bit rounding and clipping at 0 and 1.
+    assert grey_only < 0.1 < as_made, (grey_only, as_made)
+
+
+def test_coarse_low_pass_agrees_on_what_the_models_see() -> None:
+    from disrupt.core.masking import COARSE_LOW_PASS_SIGMA, low_pass, low_pass_coarse
+
+    g = torch.Generator().manual_seed(6)
+    # A change made of detail a 64 px model input can hold, on a 12 MP photo's scale
+    # (a 990 px face crop: a model pixel is 15 photo pixels), and the grain sigma there.
+    seen = torch.nn.functional.interpolate(torch.randn(1, 3, 40, 40, generator=g),
+                                           size=(600, 600), mode="bicubic",
+                                           align_corners=False) * 4 / 255
+    sigma = 990 * 0.3 / 64
+    assert sigma >= COARSE_LOW_PASS_SIGMA
+    exact, coarse = low_pass(seen, sigma), low_pass_coarse(seen, sigma)
+    assert float((coarse - exact).norm() / exact.norm()) < 0.02
+    noise = (torch.rand(1, 3, 301, 257, generator=g) * 2 - 1) * 8 / 255
+    assert float((low_pass_coarse(noise, sigma) - low_pass(noise, sigma)).norm()
+                 / low_pass(noise, sigma).norm()) < 0.25  # grain: rougher, same scale
+    x = noise.clone().requires_grad_(True)
+    (low_pass_coarse(x, sigma) * noise).sum().backward()  # differentiable for the attack
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    small = 3.9  # under the switch: the exact filter itself
+    assert torch.equal(low_pass_coarse(noise, small), low_pass(noise, small))

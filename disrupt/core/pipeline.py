@@ -78,6 +78,7 @@ __all__ = [
     "evaluation_targets",
     "find_faces",
     "DETECTORS",
+    "CHROMA_SHARE",
     "GRAIN_SIGMA_PER_SIDE",
     "grain_sigma",
     "perturb",
@@ -287,6 +288,7 @@ def run_protection(
     jitter_generator: torch.Generator | None = None,
     high_pass_sigma: float | None = None,
     low_pass_sigma: float | None = None,
+    chroma: float = 1.0,
     start: Tensor | None = None,
     autocast: bool | None = None,
     give_up: bool = False,
@@ -315,6 +317,8 @@ def run_protection(
         low_pass_sigma: with ``high_pass_sigma``, also blur the change by this sigma
             (photo pixels; :func:`~disrupt.core.masking.low_pass`): a band-pass that
             drops grain finer than the models see (:func:`grain_sigma`).
+        chroma: with ``high_pass_sigma``, keep this share of the change's colour part
+            (:func:`~disrupt.core.masking.scale_chroma`; :data:`CHROMA_SHARE`).
         start: a protected photo ``(1, 3, H, W)`` in ``[0, 1]`` to start from (e.g. the
             amortized protector's), instead of ``universal``.
         autocast: run the generators in bfloat16 (:class:`~disrupt.core.precision.Autocast`);
@@ -359,7 +363,8 @@ def run_protection(
     if mask is not None:
         objective = MaskedObjective(objective, x_region, mask)
     if high_pass_sigma is not None:  # outermost: the mask then applies to the filtered change
-        objective = HighPassObjective(objective, x_region, high_pass_sigma, low_pass_sigma)
+        objective = HighPassObjective(objective, x_region, high_pass_sigma, low_pass_sigma,
+                                      chroma)
     if start is not None:
         start = start[..., r.top : r.bottom, r.left : r.right].to(x_region)
     if universal is not None:
@@ -372,7 +377,7 @@ def run_protection(
         start = (x_region + delta).clamp(0.0, 1.0)
     adv = attack(x_region, objective, generator=generator, callback=callback, start=start)
     if high_pass_sigma is not None:
-        adv = _high_passed(adv, x_region, high_pass_sigma, mask, low_pass_sigma)
+        adv = _high_passed(adv, x_region, high_pass_sigma, mask, low_pass_sigma, chroma)
     if mask is not None:
         adv = apply_mask(adv, x_region, mask)
     out = x.clone()
@@ -381,13 +386,14 @@ def run_protection(
 
 
 def _high_passed(adv: Tensor, x: Tensor, sigma: float, mask: Tensor | None,
-                 low_sigma: float | None = None) -> Tensor:
-    """``x`` plus the fine-grained part of ``adv - x`` (band-passed with ``low_sigma``),
+                 low_sigma: float | None = None, chroma: float = 1.0) -> Tensor:
+    """``x`` plus the fine-grained part of ``adv - x`` (band-passed with ``low_sigma``,
+    its colour scaled by ``chroma``),
     rescaled to the L2 norm the change had (over the mask): removing the blotches
     frees budget, and the grain gets it (per-pixel caps still apply when the result
     is rounded)."""
     delta = adv - x
-    fine = band_pass(delta, sigma, low_sigma)
+    fine = band_pass(delta, sigma, low_sigma, chroma=chroma)
     if mask is not None:
         fine, delta = fine * mask, delta * mask
     norm = fine.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -471,6 +477,7 @@ def perturb(
             jitter_generator=torch.Generator().manual_seed(seed + 2),
             high_pass_sigma=blotch_sigma(plan) if budget.perceptual else None,
             low_pass_sigma=grain_sigma(plan) if budget.perceptual else None,
+            chroma=CHROMA_SHARE if budget.perceptual else 1.0,
             start=first, give_up=budget.objective == "focused",
             conditions_per_call=(FOCUSED_CONDITIONS_PER_CALL
                                  if budget.objective == "focused" else None),
@@ -562,6 +569,12 @@ def grain_sigma(plan: Plan) -> float | None:
     :data:`GRAIN_SIGMA_PER_SIDE` of the face crop's side (of the region's shorter side
     without faces), or ``None`` when it is off."""
     return None if GRAIN_SIGMA_PER_SIDE is None else _crop_side(plan) * GRAIN_SIGMA_PER_SIDE
+
+
+#: The share of the change's colour part the perceptual shaping keeps
+#: (:func:`~disrupt.core.masking.scale_chroma`): 1 keeps the change as the attack
+#: made it.
+CHROMA_SHARE: float = 1.0
 
 
 def evaluation_targets(targets: Sequence[Target], plan: Plan) -> list[Target]:
