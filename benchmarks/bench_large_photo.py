@@ -25,6 +25,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from disrupt.bench.photo_sets import upscaled_portrait
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.png"
 SHARED = ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
@@ -32,15 +34,8 @@ SHARED = ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
 def make_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
     """Write the synthetic ``width x height`` portrait to ``path`` (PNG)."""
-    source = Image.open(SHARED if SHARED.exists() else EXAMPLE).convert("RGB")
-    face = source.resize((height, height), Image.Resampling.BICUBIC)
-    canvas = Image.new("RGB", (width, height))
-    left = (width - height) // 2
-    canvas.paste(face, (left, 0))
-    mirrored = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    canvas.paste(mirrored.crop((height - left, 0, height, height)), (0, 0))
-    canvas.paste(mirrored.crop((0, 0, width - left - height, height)), (left + height, 0))
-    canvas.save(path)
+    with Image.open(SHARED if SHARED.exists() else EXAMPLE) as source:
+        upscaled_portrait(source, width, height).save(path)
     return path
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 import time
 from collections import defaultdict
@@ -50,6 +49,7 @@ from disrupt.core.crops import HELD_OUT_JITTER, CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
 from disrupt.eval.evaluation import measure_disruption
+from disrupt.eval.intervals import wilson
 from disrupt.eval.metrics import perceptibility
 from disrupt.eval.perceptual import region_perceptibility
 from disrupt.imaging import reload_saved, save_image
@@ -58,17 +58,6 @@ from targets import load_target
 
 CHANNELS = ("none", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.5")
 HELD_OUT = "held-out crops"
-
-
-def wilson(hits: list[float], z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a rate from 0/1 outcomes."""
-    n = len(hits)
-    if n == 0:
-        return (0.0, 1.0)
-    p = sum(hits) / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def celeba_crop(path: Path) -> torch.Tensor:

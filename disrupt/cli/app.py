@@ -32,6 +32,12 @@ class UsageError(Exception):
     """A bad option value: reported on one line, exit code 2."""
 
 
+def _usage_exit(exc: Exception) -> typer.Exit:
+    """Report ``exc`` as a usage error, as given (``error: ...``); the exit to raise (2)."""
+    _err(str(exc))
+    return typer.Exit(EXIT_USAGE)
+
+
 def parse_eps(text: str, option: str = "--eps") -> float:
     """``"8/255"`` or ``"0.031"`` -> float in (0, 1]; raises :class:`UsageError` otherwise."""
     from disrupt.core.budget import parse_fraction
@@ -100,6 +106,15 @@ def _check_device_and_seed(device: str, seed: int) -> Any:
         raise UsageError(f"--{str(exc)}") from None
 
 
+def _check_strength(strength: str) -> None:
+    """:class:`UsageError` unless ``strength`` names a preset (low, mid, high)."""
+    from disrupt.core.budget import STRENGTHS
+
+    if strength not in STRENGTHS:
+        *first, last = STRENGTHS
+        raise UsageError(f"--strength must be {', '.join(first)} or {last}, got {strength!r}")
+
+
 #: ``--detector`` for protect and verify.
 DETECTOR_HELP = ("Face detector: haar (OpenCV, built in) or dlib (eye landmarks; finds more "
                  "faces; pip install 'disrupt-deepfakes\\[landmarks]'). Verify with the one "
@@ -122,8 +137,7 @@ def _device_or_exit(device: str) -> Any:
     try:
         return _check_device_and_seed(device, 0)
     except UsageError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _usage_exit(exc) from None
 
 
 def _exit_for(exc: Exception) -> int:

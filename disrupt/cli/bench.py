@@ -10,15 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from disrupt.cli.app import (
-    EXIT_USAGE,
     UsageError,
     _device_or_exit,
     _echo_json,
-    _err,
     _fail,
     _parse_weights,
+    _usage_exit,
     app,
 )
+from disrupt.cli.real_photos import RealPhotoOptions, refuse_others, run_real_photos
 
 
 def _bench_overrides(options: dict[str, Any]) -> dict[str, Any]:
@@ -41,13 +41,15 @@ def bench(
         help="Also evaluate every cell on this target (transfer; repeatable).")] = None,
     attack: Annotated[list[str] | None, typer.Option(help="Attack (repeatable).")] = None,
     eps: Annotated[list[str] | None, typer.Option(help="Budget, e.g. 8/255 (repeatable).")] = None,
-    steps: Annotated[list[int] | None, typer.Option(help="Iterations (repeatable).")] = None,
+    steps: Annotated[list[int] | None, typer.Option(
+        help="Iterations (repeatable; --real-photos: one value, default the preset's).")] = None,
     alpha: Annotated[str | None, typer.Option(help="Step size, e.g. 1/255.")] = None,
     objective: Annotated[list[str] | None, typer.Option(
         help="away, joint, iterative, specific, toward, spread (repeatable).")] = None,
     strength: Annotated[list[str] | None, typer.Option(
         help="Also protect() each image at this preset, per target: low, mid, high "
-             "(repeatable; a cell 'preset:NAME').")] = None,
+             "(repeatable; a cell 'preset:NAME'); --real-photos: the one preset used "
+             "(default mid).")] = None,
     channel: Annotated[list[str] | None, typer.Option(
         help="none, jpeg:Q, resize:S, blur:SIGMA (repeatable).")] = None,
     start: Annotated[str | None, typer.Option(help="First file name to use.")] = None,
@@ -76,10 +78,52 @@ def bench(
              "(needs the dask extra).")] = None,
     scheduler: Annotated[str | None, typer.Option(
         help="Run on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
+    real_photos: Annotated[Path | None, typer.Option(
+        "--real-photos", metavar="DATA_DIR",
+        help="Instead of the grid, protect whole real photos from this folder (lfw/, "
+             "utkface/, celeba10k/images/, photos/astronaut.png) and measure every target "
+             "as saved, after JPEG 95/75/50, resize 50%, blur 1.5 and a social-platform "
+             "chain; writes real_photos.json and real_photos.md.")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--sets", help="--real-photos set: lfw, utkface, celeba, astronaut (repeatable; "
+                       "default all).")] = None,
+    per_set: Annotated[int | None, typer.Option(
+        "--per-set", help="--real-photos: photos from each dataset (default 3).")] = None,
+    large: Annotated[bool, typer.Option(
+        "--large", help="--real-photos: also the astronaut upscaled to 4000x3000 "
+                        "(slow).")] = False,
+    detector: Annotated[str | None, typer.Option(
+        help="--real-photos: face detector, haar (default) or dlib.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed)."""
+    """Benchmark a grid of targets x attacks x budgets x steps x objectives (or --speed,
+    or --real-photos)."""
+    real_only = {"--sets": bool(sets), "--per-set": per_set is not None, "--large": large,
+                 "--detector": detector is not None}
+    grid_or_speed = {
+        "--speed": speed, "CONFIG": config is not None, "--images": images is not None,
+        "--evaluate-on": bool(evaluate_on), "--attack": bool(attack), "--eps": bool(eps),
+        "--alpha": alpha is not None, "--objective": bool(objective),
+        "--channel": bool(channel), "--start": start is not None,
+        "--limit": limit is not None, "--center-crop": center_crop is not None,
+        "--resize": resize is not None, "--celeba-crop": celeba_crop,
+        "--batch-size": batch_size is not None, "--no-semantic": no_semantic,
+        "--size": bool(size), "--photo": photo is not None, "--repeats": repeats != 1,
+        "--workers": workers is not None, "--scheduler": scheduler is not None}
+    try:
+        if real_photos is None:
+            refuse_others(real_only, "needs --real-photos")
+        else:
+            refuse_others(grid_or_speed, "cannot be used with --real-photos")
+    except UsageError as exc:
+        raise _usage_exit(exc) from None
+    if real_photos is not None:
+        run_real_photos(RealPhotoOptions(
+            real_photos, list(sets or []), per_set, large, list(target or []),
+            list(weights or []), list(strength or []), list(steps or []), detector, seed,
+            device, threads), out, as_json, quiet)
+        return
     if speed:
         _speed(target or [], weights or [], size or [], photo, out, seed or 0,
                _device_or_exit(device or "auto"), repeats, threads, as_json, quiet)
@@ -193,8 +237,7 @@ def _speed(targets: list[str], weights: list[Path], sizes: list[str], photo: Pat
         if threads is not None and threads < 1:
             raise UsageError(f"--threads must be at least 1, got {threads}")
     except (ValueError, UsageError) as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _usage_exit(exc) from None
     notes = []
     if not targets and not default_targets():
         targets = ["stargan.tiny"]

@@ -13,15 +13,16 @@ import typer
 from disrupt.cli.app import (
     DETECTOR_HELP,
     EXIT_FAILURE,
-    EXIT_USAGE,
     UsageError,
     _check_detector,
     _check_device_and_seed,
+    _check_strength,
     _echo_json,
     _err,
     _expand_inputs,
     _fail,
     _parse_weights,
+    _usage_exit,
     app,
     parse_eps,
 )
@@ -147,12 +148,7 @@ def protect(
     # or any photo attacked.
     try:
         eps_value = parse_eps(eps) if eps is not None else None
-        from disrupt.core.budget import STRENGTHS
-
-        if strength not in STRENGTHS:
-            *first, last = STRENGTHS
-            raise UsageError(f"--strength must be {', '.join(first)} or {last}, "
-                             f"got {strength!r}")
+        _check_strength(strength)
         alpha_value = parse_eps(alpha, "--alpha") if alpha is not None else None
         if steps is not None and steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
@@ -180,8 +176,7 @@ def protect(
 
             _check_cluster(workers, scheduler)
     except UsageError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _usage_exit(exc) from None
 
     from attacks import UnknownAttackError
     from disrupt.api import check_disrupted, resolve_targets

@@ -14,7 +14,6 @@ import typer
 from disrupt.cli.app import (
     DETECTOR_HELP,
     EXIT_FAILURE,
-    EXIT_USAGE,
     UsageError,
     _check_detector,
     _check_device_and_seed,
@@ -22,6 +21,7 @@ from disrupt.cli.app import (
     _err,
     _fail,
     _parse_weights,
+    _usage_exit,
     app,
 )
 
@@ -74,8 +74,7 @@ def verify(
         dev = _check_device_and_seed(device, seed)
         _check_detector(detector)
     except UsageError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _usage_exit(exc) from None
     try:
         check_picture_path(picture, original, protected, overwrite=overwrite)
     except DisruptError as exc:
