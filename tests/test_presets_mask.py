@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from attacks import Attack, ifgsm, run_attack
-from disrupt.api import DEFAULT_EPS, protect
+from disrupt.api import DEFAULT_EPS, ProtectResult, protect
 from disrupt.cli import app
 from disrupt.core.budget import STRENGTHS, UNIVERSAL_REFINE_STEPS, resolve_budget
 from disrupt.core.masking import MaskedObjective, apply_mask, load_mask
@@ -389,18 +389,28 @@ def test_band_pass_drops_the_finest_grain_and_keeps_what_models_see(
         low_pass(finest, 0.0)
 
 
+def _noisy_photo(side: int, seed: int) -> torch.Tensor:
+    """A ``(1, 3, side, side)`` mid-grey photo with seeded noise, on the 8-bit grid."""
+    g = torch.Generator().manual_seed(seed)
+    noisy = (0.5 + 0.15 * torch.randn(1, 3, side, side, generator=g)).clamp(0, 1)
+    return (noisy * 255).round() / 255
+
+
+def _protect_whole_with_tiny_stargan(photo: torch.Tensor, steps: int) -> ProtectResult:
+    """``mid`` against the tiny StarGAN, no EOT, no face search, seed 0."""
+    return protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=steps,
+                   faces=False, seed=0)
+
+
 def test_perceptual_shaping_low_passes_the_saved_change(monkeypatch: pytest.MonkeyPatch) -> None:
     from disrupt.core import pipeline
 
-    g = torch.Generator().manual_seed(4)
     # A 192 px photo protected whole: the model pixel is 3 photo pixels, the low-pass
     # sigma 0.9 of them.
-    photo = ((0.5 + 0.15 * torch.randn(1, 3, 192, 192, generator=g)).clamp(0, 1) * 255
-             ).round() / 255
+    photo = _noisy_photo(192, seed=4)
 
     def nyquist_share() -> float:
-        r = protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=4,
-                    faces=False, seed=0)
+        r = _protect_whole_with_tiny_stargan(photo, steps=4)
         spectrum = torch.fft.fft2(r.image - photo).abs().square().sum(dim=(0, 1))
         f = torch.fft.fftfreq(192).abs()
         high = (f[:, None] > 0.35) | (f[None, :] > 0.35)  # the outer band of frequencies
@@ -456,14 +466,10 @@ def test_the_perceptual_shaping_can_keep_only_the_grey_part(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from disrupt.core import pipeline
 
-    g = torch.Generator().manual_seed(5)
-    photo = ((0.5 + 0.15 * torch.randn(1, 3, 96, 96, generator=g)).clamp(0, 1) * 255
-             ).round() / 255
+    photo = _noisy_photo(96, seed=5)
 
     def colour_share() -> float:
-        r = protect(photo, targets=["stargan.tiny"], strength="mid", eot=False, steps=3,
-                    faces=False, seed=0)
-        delta = r.image - photo
+        delta = _protect_whole_with_tiny_stargan(photo, steps=3).image - photo
         grey = delta.mean(dim=1, keepdim=True)
         return float((delta - grey).norm() / delta.norm())
 
