@@ -18,6 +18,9 @@ over the face, with the PSNR, which the rescaling holds equal.
 
 Run: python benchmarks/chroma_zoom.py [--out benchmarks/results/chroma_zoom.png]
      [--faces 10 --images ../shared/data/celeba10k/images] [--json RESULTS.json]
+
+``--json`` also records the README example's figures per share (visibility over the
+face, StarGAN's Ruiz MSE, the colour share of the change's energy).
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     shipped = pipeline.CHROMA_SHARE
     tiles = [Image.open(EXAMPLE).convert("RGB")]
+    example: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for share in (1.0, 0.0):
             pipeline.CHROMA_SHARE = share
@@ -96,12 +100,16 @@ def main() -> None:
                        if d.target.startswith("stargan")}
             with Image.open(saved) as im:
                 tiles.append(im.convert("RGB"))
+            in_colour = colour_share(tiles[0], tiles[-1])
+            example[f"{share:g}"] = {"region": dict(v), "stargan_ruiz_mse": stargan,
+                                     "colour_energy_share": in_colour}
             print(f"colour share {share:g}: face PSNR {v['psnr']:.1f} dB, SSIM {v['ssim']:.3f}, "
                   f"CIEDE2000 {v['ciede2000_mean']:.2f}; StarGAN Ruiz MSE {stargan}; "
-                  f"{colour_share(tiles[0], tiles[-1]):.0%} of the change's energy in Cb, Cr")
+                  f"{in_colour:.0%} of the change's energy in Cb, Cr")
     learned = learned_distance(args.images, args.faces) if args.faces else {}
     pipeline.CHROMA_SHARE = shipped
-    write_results_json(args.json, {"faces": args.faces, "per_share": learned})
+    write_results_json(args.json, {"readme_example": example, "faces": args.faces,
+                                   "per_share": learned})
     side = (FACE[2] - FACE[0]) * ZOOM
     strip = Image.new("RGB", (side * len(tiles), side))
     for i, tile in enumerate(tiles):
