@@ -47,6 +47,7 @@ from disrupt.imaging import (
 from disrupt.imaging.pixels import to_pil
 from disrupt.imaging.save import JPEG_QUALITY, check_jpeg_quality
 from targets import Target, load_target
+from targets.bundled import SPECS, load_bundled_shared
 from targets.registry import list_targets
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,9 @@ def resolve_targets(
 ) -> list[Target]:
     """Turn names (or ready targets) into targets; ``None`` means the bundled set.
 
+    A bundled model named without ``weights`` is built once per process and shared by
+    later calls (:func:`targets.bundled.load_bundled_shared`).
+
     Raises:
         SettingError: a name given twice. DisruptError: no bundled weights installed.
     """
@@ -266,7 +270,9 @@ def resolve_targets(
                            "(each target is attacked once)")
     resolved: list[Target] = []
     for spec in names:
-        if isinstance(spec, str):
+        if isinstance(spec, str) and spec in SPECS and spec not in weights:
+            resolved.append(load_bundled_shared(spec))  # built once per process
+        elif isinstance(spec, str):
             resolved.append(load_target(spec, weights=weights.get(spec)))
         else:
             resolved.append(spec)

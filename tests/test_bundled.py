@@ -255,3 +255,25 @@ def test_evaluators_match_their_cards_on_held_apart_faces(dataset: str) -> None:
     # Better than always answering the most common class of the sample, by a margin.
     majority = float(torch.bincount(labels).max()) / n
     assert float((pred == labels).float().mean()) > majority + 0.1
+
+
+def test_shared_targets_are_built_once_and_again_when_a_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import targets.bundled as bundled
+    from disrupt.api import resolve_targets
+
+    card = _card("stargan.celeba64")
+    for f in WEIGHTS_DIR.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(bundled, "_SHARED", {})
+    first = resolve_targets(["stargan.celeba64"])[0]
+    assert resolve_targets(["stargan.celeba64"])[0] is first  # not rebuilt
+    # Named with explicit weights, a model is built afresh every time.
+    assert resolve_targets(["stargan.celeba64"], {"stargan.celeba64": tmp_path})[0] is not first
+    # A weights file altered on disk is noticed: rebuilt, so verified again, and refused.
+    _copy_weights_flipping_a_byte(tmp_path, card["file"])
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve_targets(["stargan.celeba64"])
