@@ -21,6 +21,8 @@ the high-pass alone, as before 2026-12-02).
 
 ``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
 measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
+``--weights NAME=PATH`` swaps a model's weights for others with their card (a training
+snapshot at another input size, for instance), attacked and measured in its place.
 
 ``--protector`` measures the amortized protector (``disrupt protect --fast``) instead of
 the iterative attack: one forward pass, then ``--refine-steps`` attack steps (default 0).
@@ -129,7 +131,12 @@ def main() -> None:
                         help="attack this target too, beside the default set (repeatable)")
     parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
                         help="measure this target without attacking it: transfer (repeatable)")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                        help="load NAME from PATH (a weights folder or file with its card) "
+                        "instead of the package's, e.g. a training snapshot kept by "
+                        "generator_robustness.py --keep-weights (repeatable)")
     args = parse_face_options(parser)
+    weights = dict(item.split("=", 1) for item in args.weights)
     if args.give_up_after is not None:
         pipeline.GIVE_UP_AFTER = args.give_up_after
     pipeline.FOCUSED_CONDITIONS_PER_CALL = args.conditions_per_call
@@ -140,9 +147,9 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     attacked_names = default_targets() + args.add_target
-    attacked = [load_target(n) for n in attacked_names]
+    attacked = [load_target(n, weights.get(n)) for n in attacked_names]
     names = attacked_names + args.also_measure
-    targets = attacked + [load_target(n) for n in args.also_measure]
+    targets = attacked + [load_target(n, weights.get(n)) for n in args.also_measure]
     channels = [parse_channel(c) for c in CHANNELS]
     channel_names = [c.name for c in channels]
     hits: dict[tuple[str, str], list[float]] = defaultdict(list)  # (channel, target) -> 0/1
@@ -215,6 +222,7 @@ def main() -> None:
         "environment": environment(args.seed, torch.device("cpu")),
         "torch": torch.__version__,
         "threads": args.threads, "targets": names, "attacked": attacked_names,
+        "weights": {name: str(path) for name, path in weights.items()},
         "measured_only": args.also_measure,
         "seconds_per_image": float(np.mean(seconds)),
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},

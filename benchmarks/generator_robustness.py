@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true",
                         help="also measure each snapshot's edit success (whole test split)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--keep-weights", type=Path, default=None, metavar="DIR",
+                        help="keep each snapshot's exported weights folder (fp16 safetensors "
+                        "and card) as DIR/<run>_<snapshot>, loadable as weights=PATH")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="JSON results (appended to)")
     args = parser.parse_args()
@@ -167,6 +170,11 @@ def main() -> None:
                                      .images[:args.faces])
         with tempfile.TemporaryDirectory() as tmp:
             weights = None if g_path is None else snapshot_weights(name, g_path, Path(tmp))
+            if weights is not None and args.keep_weights is not None:
+                assert g_path is not None
+                kept = args.keep_weights / f"{g_path.parent.parent.name}_{g_path.stem}"
+                shutil.rmtree(kept, ignore_errors=True)
+                weights = Path(shutil.copytree(weights, kept))
             target = load_bundled(name, weights)
             start = time.perf_counter()
             row: dict[str, Any] = {"model": label, **robustness(target, faces[dataset], args.seed)}
