@@ -19,6 +19,7 @@ Run: python benchmarks/default_protection.py --images ../shared/data/celeba10k/i
 model input (:data:`disrupt.core.pipeline.GRAIN_SIGMA_PER_SIDE` is that over 64; 0:
 the high-pass alone, as before 2026-12-02).
 
+``--only NAME`` attacks (and measures) the named models instead of the default set;
 ``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
 measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
 ``--weights NAME=PATH`` swaps a model's weights for others with their card (a training
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("--chroma", type=float, default=None, metavar="SHARE",
                         help="perceptual shaping: share of the change's colour part kept, "
                         "0-1 (default: disrupt.core.pipeline.CHROMA_SHARE)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="attack and measure these targets instead of the default set "
+                        "(repeatable)")
     parser.add_argument("--add-target", action="append", default=[], metavar="NAME",
                         help="attack this target too, beside the default set (repeatable)")
     parser.add_argument("--also-measure", action="append", default=[], metavar="NAME",
@@ -146,7 +150,7 @@ def main() -> None:
         pipeline.CHROMA_SHARE = args.chroma
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
-    attacked_names = default_targets() + args.add_target
+    attacked_names = (args.only or default_targets()) + args.add_target
     attacked = [load_target(n, weights.get(n)) for n in attacked_names]
     names = attacked_names + args.also_measure
     targets = attacked + [load_target(n, weights.get(n)) for n in args.also_measure]
