@@ -140,7 +140,12 @@ def main() -> None:
                         "instead of the package's, e.g. a training snapshot kept by "
                         "generator_robustness.py --keep-weights (repeatable)")
     args = parse_face_options(parser)
-    weights = dict(item.split("=", 1) for item in args.weights)
+    weights: dict[str, str] = {}
+    for item in args.weights:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            parser.error(f"--weights takes NAME=PATH, got {item!r}")
+        weights[name] = path
     if args.give_up_after is not None:
         pipeline.GIVE_UP_AFTER = args.give_up_after
     pipeline.FOCUSED_CONDITIONS_PER_CALL = args.conditions_per_call
@@ -151,8 +156,12 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="disrupt-bench-"))
 
     attacked_names = (args.only or default_targets()) + args.add_target
-    attacked = [load_target(n, weights.get(n)) for n in attacked_names]
     names = attacked_names + args.also_measure
+    unused = sorted(set(weights) - set(names))
+    if unused:
+        parser.error(f"--weights names {', '.join(unused)}, which is neither attacked nor "
+                     "measured")
+    attacked = [load_target(n, weights.get(n)) for n in attacked_names]
     targets = attacked + [load_target(n, weights.get(n)) for n in args.also_measure]
     channels = [parse_channel(c) for c in CHANNELS]
     channel_names = [c.name for c in channels]

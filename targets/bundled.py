@@ -367,10 +367,10 @@ def load_bundled_shared(name: str) -> GeneratorTarget:
     ``protect`` and ``verify`` resolve their targets on every call; in an upload
     pipeline rebuilding and re-hashing the four default models cost about 0.04 s a
     call on 2 idle CPU cores, an eighth of a ``--fast --no-measure`` protection of a
-    512 px photo. A built target is read-only (weights frozen,
-    mode fixed), so one copy serves every call. It is built again, and so verified
-    against its card again, whenever the card or a weights file changes on disk
-    (size or modification time). Callers move it to their device in place
+    512 px photo. A built target is read-only (weights frozen, mode fixed), so one
+    copy serves every call. It is built again, and so verified against its card
+    again, whenever the card or a weights file changes on disk (size or modification
+    time). Callers move it to their device in place
     (:func:`disrupt.core.seeding.move_to`), as with any target they are given.
     """
     signature = _files_signature(name)
