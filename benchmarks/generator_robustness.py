@@ -60,7 +60,7 @@ EPS = 0.025  # Ruiz et al.'s 0.05 on [-1, 1]
 ALPHA = 0.005  # their step 0.01 on [-1, 1]
 STEPS = 10
 THRESHOLD = 0.05
-DATASET = {"stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
+DATASET = {"stargan.celeba96": "celeba", "stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
            "pix2pix.celeba64": "celeba", "cyclegan.utkface64": "utkface",
            "faceswap.lfw64": "lfw"}
 WEIGHTS = Path(__file__).resolve().parents[1] / "targets" / "weights"

@@ -14,8 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-SHORT = {"stargan.celeba64": "StarGAN", "cyclegan.utkface64": "CycleGAN",
-         "attgan.celeba64": "AttGAN", "faceswap.lfw64": "face swap"}
+SHORT = {"stargan.celeba96": "StarGAN", "stargan.celeba64": "StarGAN 64",
+         "cyclegan.utkface64": "CycleGAN", "attgan.celeba64": "AttGAN",
+         "faceswap.lfw64": "face swap"}
 
 
 def label(run: dict) -> str:

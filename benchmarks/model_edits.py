@@ -2,12 +2,14 @@
 
 For every bundled model, four faces of its dataset's *test* split (never trained on;
 for LFW two of each identity, for UTKFace two young and two old) and the model's
-output under each shown condition, drawn at 2x (nearest neighbour, so the 64 px
-outputs are not smoothed). Writes ``targets/weights/<model>_edits.png`` and links it
-from the model's markdown card (``targets/weights/<model>.md``).
+output under each shown condition, drawn at twice the model's input size (nearest
+neighbour, so the outputs are not smoothed). Writes ``targets/weights/<model>_edits.png``
+and links it from the model's markdown card (``targets/weights/<model>.md``).
 
 Run: python benchmarks/model_edits.py --pack PACK64 [--weights targets/weights]
-     (the pack: python -m targets.training.data pack --out PACK64)
+     python benchmarks/model_edits.py --pack PACK96 --name stargan.celeba96
+     (the packs: python -m targets.training.data pack --out PACK64 [--size 96]; use the
+     pack of the model's own size, and --name to redraw only some models)
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from disrupt.eval.figures import compose_grid
 from targets.bundled import SPECS, WEIGHTS_DIR, load_bundled, weights_installed
 from targets.training.data import FaceSet, load_faces, to_unit
 
-DATASET = {"stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
-           "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw",
+DATASET = {"stargan.celeba96": "celeba", "stargan.celeba64": "celeba",
+           "attgan.celeba64": "celeba", "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw",
            "pix2pix.celeba64": "celeba"}
 # At most six conditions a picture; AttGAN's 13 are cut to the most telling.
 SHOWN = {"attgan.celeba64": ("Bald", "Bangs", "Blond_Hair", "Eyeglasses", "Male", "Young")}
@@ -50,7 +52,8 @@ def draw(name: str, pack: Path, weights: Path) -> Path:
     for i in range(x.shape[0]):
         rows.append([x[i], *(o[i] for o in outs)])
     grid = compose_grid(rows, row_labels=[f"test face {i + 1}" for i in range(x.shape[0])],
-                        col_labels=["input", *(c.name for c in conditions)], cell=128,
+                        col_labels=["input", *(c.name for c in conditions)],
+                        cell=2 * (target.input_size or (64, 64))[0],
                         title=name)
     stem = SPECS[name].file.replace(".safetensors", "")
     out = weights / f"{stem}_edits.png"
@@ -66,10 +69,13 @@ def draw(name: str, pack: Path, weights: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pack", type=Path, required=True, help="64 px face pack .npz")
+    parser.add_argument("--pack", type=Path, required=True,
+                        help="face pack .npz at the models' input size")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--name", action="append", choices=list(SPECS), default=None,
+                        help="only this bundled model (repeatable); default: every one")
     args = parser.parse_args()
-    for name in SPECS:
+    for name in args.name or SPECS:
         if weights_installed(name, args.weights):
             print(draw(name, args.pack, args.weights))
 

@@ -2,8 +2,10 @@
 
 They make the default path work offline, without any official checkpoint:
 
-- ``stargan.celeba64``: StarGAN (yunjey/stargan architecture, narrower), CelebA,
-  5 labels (Black_Hair, Blond_Hair, Brown_Hair, Male, Young), 64x64.
+- ``stargan.celeba96``: StarGAN (yunjey/stargan architecture, narrower), CelebA,
+  5 labels (Black_Hair, Blond_Hair, Brown_Hair, Male, Young), 96x96.
+- ``stargan.celeba64``: the same at 64x64, which ``stargan.celeba96`` replaced in
+  the default set; kept by name as the teacher ``pix2pix.celeba64`` was distilled from.
 - ``attgan.celeba64``: AttGAN (elvisyjlin/AttGAN-PyTorch architecture), CelebA,
   the 13 official attributes, 64x64.
 - ``cyclegan.utkface64``: two CycleGAN ResNet generators, UTKFace young (15-29)
@@ -139,10 +141,15 @@ def _attgan_attrs() -> tuple[str, ...]:
 SPECS: dict[str, BundledSpec] = {
     s.name: s
     for s in (
-        BundledSpec("stargan.celeba64", "stargan_celeba64.safetensors",
-                    "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 64x64; "
+        BundledSpec("stargan.celeba96", "stargan_celeba96.safetensors",
+                    "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 96x96; "
                     "condition k = one-hot label k",
                     (-1.0, 1.0), STARGAN_ATTRS),
+        BundledSpec("stargan.celeba64", "stargan_celeba64.safetensors",
+                    "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 64x64; "
+                    "condition k = one-hot label k (pix2pix.celeba64's teacher, replaced "
+                    "in the default set by stargan.celeba96)",
+                    (-1.0, 1.0), STARGAN_ATTRS, in_default=False),
         BundledSpec("attgan.celeba64", "attgan_celeba64.safetensors",
                     "bundled AttGAN, CelebA 13 attributes, 64x64; condition k = attribute k "
                     "on, the rest off (0/1, scaled to +-0.5 inside)",
@@ -182,7 +189,8 @@ def _kwargs(arch: Mapping[str, Any], key: str = "kwargs") -> dict[str, Any]:
 def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
     """The (untrained) network of bundled target ``name`` from its card's ``architecture``.
 
-    Only the classes below are built, whatever the card says:
+    Only the classes below are built, whatever the card says, chosen by the family
+    (the name before the dot):
     ``stargan`` -> :class:`targets.stargan.StarGANGenerator`,
     ``attgan`` -> :class:`targets.attgan.AttGANGenerator`,
     ``cyclegan`` -> :class:`CycleGANPair` of two :class:`targets.cyclegan.ResnetGenerator`
@@ -190,15 +198,18 @@ def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
     ``faceswap`` -> :class:`targets.faceswap.FaceSwapAutoencoder`,
     ``pix2pix`` -> :class:`targets.pix2pix.UnetGenerator`.
     """
-    if name == "stargan.celeba64":
+    if name not in SPECS:
+        raise KeyError(f"no bundled target {name!r}; choose one of {', '.join(SPECS)}")
+    family = name.split(".")[0]
+    if family == "stargan":
         from targets.stargan import StarGANGenerator
 
         return StarGANGenerator(**_kwargs(architecture))
-    if name == "attgan.celeba64":
+    if family == "attgan":
         from targets.attgan import AttGANGenerator
 
         return AttGANGenerator(**_kwargs(architecture))
-    if name == "cyclegan.utkface64":
+    if family == "cyclegan":
         from targets.cyclegan import ResnetGenerator
 
         parts = [architecture.get(k) for k in ("g_young2old", "g_old2young")]
@@ -206,11 +217,11 @@ def build_network(name: str, architecture: Mapping[str, Any]) -> nn.Module:
             raise CheckpointError("cyclegan card needs architecture.g_young2old / g_old2young")
         return CycleGANPair(*(ResnetGenerator(**_kwargs(cast(Mapping[str, Any], p)))
                               for p in parts))
-    if name == "faceswap.lfw64":
+    if family == "faceswap":
         from targets.faceswap import FaceSwapAutoencoder
 
         return FaceSwapAutoencoder(**_kwargs(architecture))
-    if name == "pix2pix.celeba64":
+    if family == "pix2pix":
         from targets.pix2pix import UnetGenerator
 
         return UnetGenerator(**_kwargs(architecture))

@@ -131,9 +131,11 @@ def _celeba_faces(n: int = 4) -> torch.Tensor:
 def test_model_edits_the_face_and_uses_its_condition(name: str) -> None:
     target = load_target(name)
     x = _celeba_faces()
-    y = target_outputs(target, x)  # (K, B, 3, 64, 64)
+    y = target_outputs(target, x)  # (K, B, 3, S, S), S the model's own size (64 or 96)
     assert y.shape[:2] == (len(target.conditions), x.shape[0])
-    change = (y - x.unsqueeze(0)).abs().mean(dim=(2, 3, 4))  # (K, B)
+    x_out = torch.nn.functional.interpolate(x, size=y.shape[-2:], mode="bilinear",
+                                            align_corners=False)
+    change = (y - x_out.unsqueeze(0)).abs().mean(dim=(2, 3, 4))  # (K, B)
     # A trained editor changes the face, but keeps it a face (not noise, not a copy).
     assert change.mean() > 0.02, f"{name} is close to an identity map"
     assert change.mean() < 0.35, f"{name} output is unrelated to its input"
@@ -144,15 +146,18 @@ def test_model_edits_the_face_and_uses_its_condition(name: str) -> None:
 
 def test_protection_beats_same_size_noise_on_every_bundled_model() -> None:
     # What this checks: against the four bundled models at once, a small plain L-inf budget
-    # (psnr=0, 4/255) moves EVERY model's outputs far more than random noise of the same
-    # L-inf size does. It does not claim each model crosses the Ruiz threshold: at this
-    # budget at most StarGAN does (under the default PSNR floor too, the ensemble favours
-    # the most sensitive model; see the README). Measured on the first three test faces
-    # (3 steps): StarGAN 150-600x the noise, CycleGAN and the face swapper 15-40x, AttGAN 4-12x.
+    # (psnr=0, 4/255) under the balanced objective moves EVERY model's outputs far more than
+    # random noise of the same L-inf size does. It does not claim each model crosses the
+    # Ruiz threshold: at this budget at most StarGAN does. The balanced objective, because
+    # under the plain mean the 96 px StarGAN takes nearly all of the sign gradient: on this
+    # face (3 steps) the mean moves StarGAN 254x the noise, AttGAN 2.0x, CycleGAN 1.7x and
+    # the face swap 1.5x; the balanced objective StarGAN 108x, AttGAN 31x, CycleGAN 41x and
+    # the face swap 46x.
     eps = 4 / 255
     x = _celeba_faces(1)
     chosen = [load_target(n) for n in BUNDLED_DEFAULT]
-    result = protect(x, targets=chosen, strength="low", steps=3, eot=False, psnr=0, eps=eps)
+    result = protect(x, targets=chosen, strength="low", steps=3, eot=False, psnr=0, eps=eps,
+                     objective="balanced")
     x_adv = result.image
     assert (x_adv - x).abs().max() <= eps + 1e-6 and torch.equal(x_adv, (x_adv * 255).round() / 255)
     # The stronger of two seeded uniform noises of the same L-inf size, per model.

@@ -318,6 +318,50 @@ def test_cli_stargan_trains_at_the_pack_size(tmp_path_factory: pytest.TempPathFa
     assert y.shape == (1, 3, 96, 96) and torch.isfinite(y).all()
 
 
+def test_install_exports_a_96px_stargan_with_its_measured_card(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    # How a retrained model is shipped: `python -m targets.training.export NAME --out RUN
+    # --pack PACK --weights DIR` writes fp16 weights and cards into DIR and measures the
+    # model there with the evaluator already installed beside it.
+    import shutil
+
+    from targets.bundled import WEIGHTS_DIR, load_bundled
+    from targets.training import export
+
+    if not SHARED.exists():
+        pytest.skip("../shared/data not available")
+    pack96 = tmp_path_factory.mktemp("install_pack96") / "faces96.npz"
+    pack_faces(SHARED, pack96, limit=4, workers=1, size=96)
+    run, weights = tmp_path / "run", tmp_path / "weights"
+    weights.mkdir()
+    for ext in (".json", ".safetensors"):
+        shutil.copy(WEIGHTS_DIR / f"evaluator_celeba{ext}", weights)
+    assert export.main(["stargan.celeba96", "--out", str(run), "--pack", str(pack96),
+                        "--weights", str(weights)]) == 2  # no training run yet
+    threads = torch.get_num_threads()
+    try:
+        assert stargan_train.main(["--pack", str(pack96), "--out", str(run), "--smoke",
+                                   "--iters", "2"]) == 0
+        assert export.main(["stargan.celeba96", "--out", str(run), "--pack", str(pack96),
+                            "--weights", str(weights)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    card = json.loads((weights / "stargan_celeba96.json").read_text())
+    assert card["name"] == "stargan.celeba96" and card["input_size"] == [96, 96]
+    assert card["training"]["iterations"] == 2
+    assert "96x96" in card["data"]["preprocessing_and_splits"]
+    n_test = len(load_faces(pack96, "celeba", "test"))
+    assert card["quality"]["n_test_images"] == n_test
+    assert 0.0 <= card["quality"]["mean_success"] <= 1.0
+    assert (weights / "stargan_celeba96.md").read_text().startswith("# stargan.celeba96")
+    target = load_bundled("stargan.celeba96", weights)
+    c = target.conditions[0].vector
+    assert c is not None
+    with torch.no_grad():
+        y = target(torch.rand(1, 3, 64, 64), c.unsqueeze(0))
+    assert y.shape == (1, 3, 96, 96)
+
+
 def test_cli_reports_a_missing_pack(tmp_path: Path) -> None:
     assert stargan_train.main(["--pack", str(tmp_path / "none.npz"), "--out",
                                str(tmp_path)]) == 2

@@ -100,7 +100,7 @@ def test_the_bundled_universal_disrupts_stargan_on_test_faces_unlike_noise() -> 
         crops.append(F.interpolate(x[..., top : top + x.shape[-1], :], size=(64, 64),
                                    mode="bilinear", antialias=True, align_corners=False))
     faces = torch.cat(crops).clamp(0.0, 1.0)
-    stargan = [load_target("stargan.celeba64")]
+    stargan = [load_target("stargan.celeba96")]  # the StarGAN of the set it was trained on
     delta = load_universal("bundled")
     noise = (torch.randint(0, 2, delta.shape, generator=torch.Generator().manual_seed(0))
              * 2 - 1).float() * EPS

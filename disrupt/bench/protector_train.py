@@ -172,7 +172,7 @@ def train_protector(
         images: training crops ``(N, 3, S, S)`` in ``[0, 1]`` (uint8 ``[0, 255]`` also
             accepted, to keep a large set small in memory).
         validation: held-apart crops ``(M, 3, S, S)``, scored every ``config.every`` steps
-            (:func:`evaluate_protector`); the best mean is kept.
+            (:func:`evaluate_protector`); the best mean is kept (the later on a tie).
         config: hyper-parameters.
         folder: checkpoints (``last.pt``: resumable state; ``best.safetensors``); an
             existing ``last.pt`` is resumed.
@@ -229,7 +229,9 @@ def train_protector(
             entry = {"step": state.step, "loss": loss.item(), "seconds": state.seconds + elapsed,
                      "validation": val}
             state.log.append(entry)
-            if val["mean"] > state.best_score:
+            # A tie goes to the later checkpoint: it has trained longer in expectation
+            # over JPEG and crops, which the validation (as saved) does not score.
+            if val["mean"] >= state.best_score:
                 state.best_score, state.best_step = val["mean"], state.step
                 save_protector(out / "best.safetensors", net, targets=names)
             state.seconds += elapsed

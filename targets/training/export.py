@@ -6,6 +6,7 @@ hyper-parameters, quality and sha256.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ from targets.checkpoints import sha256_of
 from targets.training.common import save_fp16_shards, write_json
 
 MODELS: dict[str, dict[str, str]] = {
-    "stargan.celeba64": {"run": "stargan", "dataset": "celeba", "module": "stargan_train"},
+    "stargan.celeba96": {"run": "stargan", "dataset": "celeba", "module": "stargan_train"},
+    # Replaced by the 96 px StarGAN; kept as pix2pix.celeba64's teacher, never retrained.
+    "stargan.celeba64": {"run": "stargan", "dataset": "celeba", "module": "stargan_train",
+                         "replaced_by": "stargan.celeba96"},
     "attgan.celeba64": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
     "cyclegan.utkface64": {"run": "cyclegan", "dataset": "utkface", "module": "cyclegan_train"},
     "faceswap.lfw64": {"run": "faceswap", "dataset": "lfw", "module": "faceswap_train"},
@@ -53,10 +57,12 @@ SPLITS_DOC = {
 }
 
 
+_STARGAN_PAPER = ("Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
+                  "Multi-Domain Image-to-Image Translation. CVPR 2018 "
+                  "(architecture after yunjey/stargan, MIT).")
 PAPERS = {
-    "stargan.celeba64": "Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
-                        "Multi-Domain Image-to-Image Translation. CVPR 2018 "
-                        "(architecture after yunjey/stargan, MIT).",
+    "stargan.celeba96": _STARGAN_PAPER,
+    "stargan.celeba64": _STARGAN_PAPER,
     "attgan.celeba64": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
                        "Want. IEEE TIP 2019 (architecture after elvisyjlin/AttGAN-PyTorch, MIT).",
     "cyclegan.utkface64": "J.-Y. Zhu et al. Unpaired Image-to-Image Translation using "
@@ -261,3 +267,47 @@ def markdown_card(card: dict[str, Any]) -> str:
         test = json.dumps(card["test"], indent=2)[:4000]
         lines += ["## Test-split accuracy", "", "```json", test, "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def install(name: str, out: Path, pack: Path, weights_dir: Path,
+            device: str = "cpu") -> dict[str, Any]:
+    """Export one retrained model from ``out/<run>/`` into ``weights_dir`` (the package's
+    ``targets/weights`` when shipping), measure its quality there with the evaluator
+    already installed beside it, and write its JSON and markdown cards. Returns the card."""
+    from targets.training.quality import measure
+
+    card = export_generator(name, out, weights_dir)
+    card["quality"] = measure(name, weights_dir, pack, device)
+    write_json(card, weights_dir / card["file"].replace(".safetensors", ".json"))
+    (weights_dir / card["file"].replace(".safetensors", ".md")).write_text(markdown_card(card))
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m targets.training.export",
+        description="Install one retrained model: export OUT/<run>/final.pt (+ train.json) "
+                    "as fp16 safetensors with its cards into WEIGHTS and measure its quality "
+                    "on the face pack's test split with the evaluator installed there.")
+    p.add_argument("name", choices=list(MODELS))
+    p.add_argument("--out", type=Path, required=True, help="the training run's output root")
+    p.add_argument("--pack", type=Path, required=True, help="face pack .npz (test split)")
+    p.add_argument("--weights", type=Path, required=True, help="e.g. targets/weights")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    train = a.out / MODELS[a.name]["run"] / "train.json"
+    for path, what in ((train, "training run"), (a.pack, "face pack"), (a.weights, "weights")):
+        if not path.exists():
+            print(f"error: {what} {path} not found", file=sys.stderr)
+            return 2
+    card = install(a.name, a.out, a.pack, a.weights, a.device)
+    q = card["quality"]
+    print(f"{a.name}: {card['training']['iterations']} iterations, {card['size_bytes']} bytes, "
+          f"mean edit success {q.get('mean_success', float('nan')):.3f} -> {a.weights}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -328,22 +328,22 @@ def measure(name: str, weights_dir: Path, pack: Path, device: str | torch.device
             batch: int = 100) -> dict[str, Any]:
     """Quality of bundled target ``name`` from ``weights_dir`` (weights, cards, evaluators)."""
     from targets.bundled import STARGAN_ATTRS, load_bundled, load_evaluator_for
+    from targets.training.export import MODELS
 
     target = load_bundled(name, weights_dir).to(device)
-    dataset = {"stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
-               "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw",
-               "pix2pix.celeba64": "celeba"}[name]
+    dataset = MODELS[name]["dataset"]
     evaluator = load_evaluator_for(dataset, weights_dir, device)
     test = load_faces(pack, cast(Dataset, dataset), "test", device)
-    if name == "stargan.celeba64":
+    family = name.split(".")[0]
+    if family == "stargan":
         return stargan_quality(target, evaluator, test, STARGAN_ATTRS, batch)
-    if name == "attgan.celeba64":
+    if family == "attgan":
         return attgan_quality(target, evaluator, test,
                               [c.name for c in target.conditions], batch)
-    if name == "cyclegan.utkface64":
+    if family == "cyclegan":
         return cyclegan_quality(target, evaluator, test, batch)
-    if name == "pix2pix.celeba64":
-        teacher = load_bundled("stargan.celeba64", weights_dir).to(device)
+    if family == "pix2pix":
+        teacher = load_bundled(MODELS[name]["teacher"], weights_dir).to(device)
         return gender_swap_quality(target, evaluator, test, teacher, batch)
     return faceswap_quality(target, evaluator, test, batch)
 
