@@ -190,7 +190,7 @@ def test_bundled_protector_disrupts_more_than_same_size_noise_on_a_held_out_face
     if not BUNDLED_PROTECTOR.exists():
         pytest.fail(f"{BUNDLED_PROTECTOR} is not installed")
     net = load_protector("bundled")
-    stargan = load_target("stargan.celeba64")
+    stargan = load_target("stargan.celeba96")  # the StarGAN of the set it was trained on
     x = _celeba_test_face(9405)  # CelebA test split: never seen in training
     config = ProtectorConfig()
     with torch.no_grad():

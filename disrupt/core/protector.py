@@ -47,7 +47,7 @@ __all__ = [
 #: The protector trained against the four bundled models at the ``mid`` budget; its
 #: card ``protector_bundled_mid.md`` says how it was trained and what it achieves.
 BUNDLED_PROTECTOR = WEIGHTS_DIR / "protector_bundled_mid.safetensors"
-BUNDLED_PROTECTOR_SHA256 = "b1ebf3698f21d25847e6be8503b1eee5b3a3700ecf88620929f60cbe7d67b619"
+BUNDLED_PROTECTOR_SHA256 = "8482f7f35df73899d61f39271c990b41d796142c581ace25b6e7fa7b5fb0c1f9"
 PROTECTOR_FORMAT = "disrupt-protector-v1"
 #: How many scale-and-clamp rounds :func:`fit_to_budget` takes to fill the L2 radius.
 FIT_ROUNDS = 4
