@@ -62,7 +62,7 @@ def main() -> None:
                    for i in range(9401, 9401 + args.faces)])
     lines = ["# Attack step options (bundled models, CPU)", ""]
 
-    stargan = load_target("stargan.celeba64")
+    stargan = load_target("stargan.celeba96")
     assert isinstance(stargan, GeneratorTarget)
     start = (x + 4 / 255).clamp(0, 1)
 

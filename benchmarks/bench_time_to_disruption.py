@@ -1,7 +1,7 @@
 """Seconds to the same disruption: the research code's attack against ours, side by side.
 
-On held-apart CelebA faces (009401 on; CenterCrop(89), resized once to 64x64), against
-the bundled StarGAN (``stargan.celeba64``, 5 conditions, trained weights), with Ruiz
+On held-apart CelebA faces (009401 on; CenterCrop(89), resized once to the model's input,
+96x96), against the bundled StarGAN (``stargan.celeba96``, 5 conditions, trained weights), with Ruiz
 et al.'s budget (L-inf 0.05 and step 0.01 on ``[-1, 1]``: 6.4/255 and 1.3/255 here) and
 their 10 steps. One process, one face at a time, the sides interleaved per face:
 
@@ -24,13 +24,17 @@ Disruption is measured on the 8-bit result (rounded within the budget): the shar
 script fails unless the early-stopping side's rate is at least the research code's.
 
 Run: python benchmarks/bench_time_to_disruption.py --images ../shared/data/celeba10k/images
-         [--limit 20] [--threads 1] [--out benchmarks/results/time_to_disruption]
+         [--limit 20] [--threads 1] [--target stargan.celeba96]
+         [--out benchmarks/results/time_to_disruption]
+The 1-minute load average before the run is recorded: above the thread count, other work
+shared the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,11 +92,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", default="stargan.celeba96",
+                        help="a trained StarGAN-like target with 5 conditions")
     parser.add_argument("--out", type=Path, default=None, help="folder for .json and .md")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     env = environment(args.seed, torch.device("cpu"))  # when the run starts: its commit
-    target = load_target("stargan.celeba64")
+    target = load_target(args.target)
     size = target.input_size or (64, 64)
     faces = [pre_crop(celeba_crop(args.images / f"{i:06d}.jpg"), size)
              for i in range(args.first, args.first + args.limit)]
@@ -114,14 +121,15 @@ def main() -> None:
 
     rates = {k: sum(v) / len(v) for k, v in hits.items()}
     base = seconds[RESEARCH]
-    lines = ["# Seconds to the same disruption (bundled StarGAN 64x64)", "",
+    lines = [f"# Seconds to the same disruption ({args.target}, {size[0]}x{size[1]})", "",
              f"{len(faces)} CelebA faces {args.first:06d}-{args.first + len(faces) - 1:06d} "
              f"(CenterCrop(89), resized once to {size[0]}x{size[1]}), 5 classes; L-inf "
              f"{EPS * 255:.1f}/255, step {ALPHA * 255:.2f}/255, at most {STEPS} steps, random "
              "start; disrupted: Ruiz MSE > 0.05 on the 8-bit result, per (face, class).",
              f"threads {env['torch_threads']}, commit {str(env['git_commit'])[:12]}"
              f"{' (dirty)' if env['git_dirty'] else ''}, {env['device_name']} "
-             f"({env['cpu_count']} CPUs), torch {torch.__version__}; other jobs shared the CPU.",
+             f"({env['cpu_count']} CPUs), torch {torch.__version__}; load average {load:.2f} "
+             "before the run.",
              "", "| attack | seconds | per face | disrupted | speed-up |", "|---|---|---|---|---|"]
     for name, s in seconds.items():
         lines.append(f"| {name} | {s:.2f} | {s / len(faces):.3f} | {rates[name]:.1%} "
@@ -130,7 +138,8 @@ def main() -> None:
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"environment": env, "faces": len(faces), "eps": EPS,
+        payload = json.dumps({"environment": env, "target": args.target, "load_average": load,
+                              "faces": len(faces), "eps": EPS,
                               "alpha": ALPHA, "steps": STEPS, "seconds": seconds,
                               "disrupted": rates}, indent=2).encode()
         write_atomically(args.out / "time_to_disruption.json", lambda f: f.write(payload))

@@ -12,9 +12,9 @@ With ``--psnr DB`` the attack is PGD under the L2 budget of that PSNR floor, eac
 ``--eps`` being the per-pixel cap, as the strength presets do (:mod:`disrupt.core.budget`).
 
 Run: python benchmarks/budget_sweep.py --images ../shared/data/celeba10k/images \
-         --target stargan.celeba64 --eps 8 --eps 12 --eps 16 --steps 40 --eot jpeg [--limit 8]
+         --target stargan.celeba96 --eps 8 --eps 12 --eps 16 --steps 40 --eot jpeg [--limit 8]
      python benchmarks/budget_sweep.py --images ../shared/data/celeba10k/images \
-         --target stargan.celeba64 --eps 16 --psnr 33 --steps 40 --eot jpeg
+         --target stargan.celeba96 --eps 16 --psnr 33 --steps 40 --eot jpeg
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = Path(__file__).resolve().parents[1] / "targets" / "weights"
-ROWS = ("stargan_celeba96", "stargan_celeba64", "attgan_celeba64", "cyclegan_utkface64",
-        "faceswap_lfw64", "pix2pix_celeba64")
+ROWS = ("stargan_celeba96", "attgan_celeba64", "cyclegan_utkface64", "faceswap_lfw64",
+        "pix2pix_celeba96")
 
 
 def _pct(value: Any) -> str:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     torch.set_num_threads(1)
-    stargan = [load_target("stargan.celeba64")]
+    stargan = [load_target("stargan.celeba96")]
     lfw = ROOT.parent / "shared" / "data" / "lfw"
     files = sorted(p for ident in LFW_IDENTITIES for p in (lfw / ident).glob("*.jpg"))
     photos = files[::max(1, len(files) // 4)][:4] + [ROOT / "examples" / "astronaut.png"]

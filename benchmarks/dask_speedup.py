@@ -175,7 +175,7 @@ def main() -> None:
         f"`{record['command']}` at git {commit[:12]}, {os.cpu_count()} CPU cores shared with "
         f"other jobs (load average {load_before[0]:.1f} before, {load_after[0]:.1f} after).",
         "",
-        f"- grid: pgd x {', '.join(cfg.objectives)} on stargan.celeba64, {n} CelebA test "
+        f"- grid: pgd x {', '.join(cfg.objectives)} on stargan.celeba96, {n} CelebA test "
         f"faces, {len(cfg.channels)} channels, batch {args.batch_size} "
         f"({record['grid']['chunks']} chunks)",
         f"- in process, 1 torch thread: {serial_s:.0f} s",

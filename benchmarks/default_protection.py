@@ -21,7 +21,7 @@ the high-pass alone, as before 2026-12-02).
 
 ``--only NAME`` attacks (and measures) the named models instead of the default set;
 ``--add-target NAME`` attacks a model beside the default set; ``--also-measure NAME``
-measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba64``.
+measures one the attack never saw (transfer), e.g. the bundled ``pix2pix.celeba96``.
 ``--weights NAME=PATH`` swaps a model's weights for others with their card (a training
 snapshot at another input size, for instance), attacked and measured in its place.
 
@@ -47,7 +47,7 @@ from disrupt import protect
 from disrupt.api import default_targets
 from disrupt.bench.report import environment
 from disrupt.core import pipeline
-from disrupt.core.budget import resolve_budget
+from disrupt.core.budget import parse_fraction, resolve_budget
 from disrupt.core.crops import HELD_OUT_JITTER, CropJitter, CropTarget
 from disrupt.core.faces import Box
 from disrupt.eval.channels import parse_channel
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--crop-jitter", default=None, action=argparse.BooleanOptionalAction,
                         help="attack through a distribution of crops (default: the preset's)")
     parser.add_argument("--psnr", type=float, default=None, help="PSNR floor (default: preset)")
+    parser.add_argument("--eps", type=parse_fraction, default=None, metavar="CAP",
+                        help="largest change per pixel, e.g. 32/255 (default: the preset's)")
     parser.add_argument("--jpeg-output", type=int, default=None, metavar="Q",
                         help="write each protected face as a JPEG at quality Q and measure "
                         "that file (every channel then starts from it)")
@@ -182,6 +184,7 @@ def main() -> None:
         options = dict(targets=attacked, strength=args.strength, seed=args.seed,
                        objective=args.objective, perceptual=args.perceptual,
                        crop_jitter=args.crop_jitter, psnr=psnr, attack=attack,
+                       eps=None if attack is not None else args.eps,
                        steps=args.refine_steps if args.protector else
                        (None if attack is not None else args.steps),
                        protector=args.protector)
@@ -241,6 +244,7 @@ def main() -> None:
         "perceptibility": {k: float(np.mean(v)) for k, v in percept.items()},
         "region_perceptibility": {k: float(np.mean(v)) for k, v in region.items()},
         "crop_jitter": result.crop_jitter, "psnr_floor": result.psnr_floor,
+        "max_change": args.eps if args.eps is not None else preset.attack.eps,
         "jpeg_output": args.jpeg_output,
         "jitter_rotation": CropJitter().rotation if result.crop_jitter else None,
         "held_out_jitter": vars(HELD_OUT_JITTER),

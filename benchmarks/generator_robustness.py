@@ -27,7 +27,7 @@ evaluator on the whole test split (:mod:`targets.training.quality`).
 Run::
 
     python benchmarks/generator_robustness.py --pack PACK64 --bundled attgan.celeba64 \\
-        [--bundled stargan.celeba64 ...] [--snapshot attgan.celeba64=RUN/snapshots/g_3360.pt] \\
+        [--bundled stargan.celeba96 ...] [--snapshot attgan.celeba64=RUN/snapshots/g_3360.pt] \\
         [--quality] --faces 50 --out benchmarks/results/generator_robustness.json
 """
 
@@ -55,14 +55,13 @@ from disrupt.eval.metrics import ruiz_mse
 from targets.base import Target
 from targets.bundled import load_bundled
 from targets.training.data import Dataset, load_faces, to_unit
+from targets.training.export import MODELS
 
 EPS = 0.025  # Ruiz et al.'s 0.05 on [-1, 1]
 ALPHA = 0.005  # their step 0.01 on [-1, 1]
 STEPS = 10
 THRESHOLD = 0.05
-DATASET = {"stargan.celeba96": "celeba", "stargan.celeba64": "celeba", "attgan.celeba64": "celeba",
-           "pix2pix.celeba64": "celeba", "cyclegan.utkface64": "utkface",
-           "faceswap.lfw64": "lfw"}
+DATASET = {name: info["dataset"] for name, info in MODELS.items()}
 WEIGHTS = Path(__file__).resolve().parents[1] / "targets" / "weights"
 
 

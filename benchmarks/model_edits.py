@@ -22,10 +22,9 @@ import torch
 from disrupt.eval.figures import compose_grid
 from targets.bundled import SPECS, WEIGHTS_DIR, load_bundled, weights_installed
 from targets.training.data import FaceSet, load_faces, to_unit
+from targets.training.export import MODELS
 
-DATASET = {"stargan.celeba96": "celeba", "stargan.celeba64": "celeba",
-           "attgan.celeba64": "celeba", "cyclegan.utkface64": "utkface", "faceswap.lfw64": "lfw",
-           "pix2pix.celeba64": "celeba"}
+DATASET = {name: info["dataset"] for name, info in MODELS.items()}
 # At most six conditions a picture; AttGAN's 13 are cut to the most telling.
 SHOWN = {"attgan.celeba64": ("Bald", "Bangs", "Blond_Hair", "Eyeglasses", "Male", "Young")}
 FACES = 4

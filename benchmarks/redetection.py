@@ -60,7 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default (canonical crop)": {},
     "canonical crop, plain mean (the default before 2026-12-02)": {"objective": "mean"},
     "canonical crop, jitter": {"crop_jitter": True},
-    "canonical crop, StarGAN alone": {"targets": ["stargan.celeba64"]},
+    "canonical crop, StarGAN alone": {"targets": ["stargan.celeba96"]},
     "canonical crop, PSNR >= 30 dB": {"psnr": 30.0},
     "canonical crop, PSNR >= 36 dB": {"psnr": 36.0},
     "canonical crop, PSNR >= 40 dB": {"psnr": 40.0},
@@ -72,7 +72,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                               "perceptual": False, "eot": False},
     "family, jitter, no perceptual, no EOT, StarGAN alone": {
         **FAMILY, "crop_jitter": True, "perceptual": False, "eot": False,
-        "targets": ["stargan.celeba64"]},
+        "targets": ["stargan.celeba96"]},
 }
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     files = sorted(p for ident in LFW_IDENTITIES for p in (args.data / "lfw" / ident).glob("*.jpg"))
     step = max(1, len(files) // max(1, args.lfw))
     photos = files[::step][:args.lfw] + [HERE / "examples" / "astronaut.png"]
-    names = ["stargan.celeba64", "attgan.celeba64", "cyclegan.utkface64", "faceswap.lfw64"]
+    names = ["stargan.celeba96", "attgan.celeba64", "cyclegan.utkface64", "faceswap.lfw64"]
     models = [load_target(n) for n in names]  # loaded once, for every measurement
     stargan = models[0]
     results: dict[str, Any] = {"photos": [p.name for p in photos], "variants": {},
@@ -144,8 +144,8 @@ def main() -> None:
             per["held-out crops"].setdefault(stargan.name, []).extend(
                 d.ruiz_mse for d in measure_disruption(views, x, r.image, seed=args.seed)[0])
             for b in alternatives:
-                v = measure([stargan], x, r.image, b, args.seed)["stargan.celeba64"]
-                per["other crops"].setdefault("stargan.celeba64", []).extend(v)
+                v = measure([stargan], x, r.image, b, args.seed)["stargan.celeba96"]
+                per["other crops"].setdefault("stargan.celeba96", []).extend(v)
             print(f"{variant} | {path.name}: faces {r.faces} -> {r.measured_faces}, "
                   f"{seconds[-1]:.0f}s", flush=True)
         row = {where: {n: {"mean_ruiz_mse": float(np.mean(v)),
@@ -159,11 +159,11 @@ def main() -> None:
           "| s/photo |")
     print("|---|---|---|---|---|---|---|---|")
     for variant, row in results["variants"].items():
-        own, seen = row["own box"]["stargan.celeba64"], row["re-detected"]["stargan.celeba64"]
-        far = row["other crops"]["stargan.celeba64"]
-        near = row["held-out crops"]["stargan.celeba64"]
+        own, seen = row["own box"]["stargan.celeba96"], row["re-detected"]["stargan.celeba96"]
+        far = row["other crops"]["stargan.celeba96"]
+        near = row["held-out crops"]["stargan.celeba96"]
         others = max((v["mean_ruiz_mse"] for n, v in row["re-detected"].items()
-                      if n != "stargan.celeba64"), default=float("nan"))
+                      if n != "stargan.celeba96"), default=float("nan"))
         print(f"| {variant} | {own['disrupted'] * 100:.0f}% ({own['mean_ruiz_mse']:.3f}) | "
               f"{seen['disrupted'] * 100:.0f}% ({seen['mean_ruiz_mse']:.3f}) | "
               f"{near['disrupted'] * 100:.0f}% ({near['mean_ruiz_mse']:.3f}) | "

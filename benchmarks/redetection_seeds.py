@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    stargan = load_target("stargan.celeba64")
+    stargan = load_target("stargan.celeba96")
     shipped = pipeline.GIVE_UP_AFTER
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

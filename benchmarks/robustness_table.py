@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="robustness_")
     parser.add_argument("--model", action="append", default=None)
     args = parser.parse_args()
-    models = args.model or ["stargan.celeba64", "cyclegan.utkface64"]
+    models = args.model or ["stargan.celeba96", "cyclegan.utkface64"]
 
     runs = [(s, json.loads((args.results / f"{args.prefix}{s}.json").read_text()))
             for s in ("low", "mid", "high")

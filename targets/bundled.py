@@ -4,17 +4,15 @@ They make the default path work offline, without any official checkpoint:
 
 - ``stargan.celeba96``: StarGAN (yunjey/stargan architecture, narrower), CelebA,
   5 labels (Black_Hair, Blond_Hair, Brown_Hair, Male, Young), 96x96.
-- ``stargan.celeba64``: the same at 64x64, which ``stargan.celeba96`` replaced in
-  the default set; kept by name as the teacher ``pix2pix.celeba64`` was distilled from.
 - ``attgan.celeba64``: AttGAN (elvisyjlin/AttGAN-PyTorch architecture), CelebA,
   the 13 official attributes, 64x64.
 - ``cyclegan.utkface64``: two CycleGAN ResNet generators, UTKFace young (15-29)
   <-> old (50+), 64x64, in one module.
 - ``faceswap.lfw64``: the classic deepfake autoencoder (shared encoder, one decoder
   per identity), LFW George_W_Bush <-> Colin_Powell, 64x64 face crops.
-- ``pix2pix.celeba64``: a pix2pix U-Net (junyanz/pytorch-CycleGAN-and-pix2pix
+- ``pix2pix.celeba96``: a pix2pix U-Net (junyanz/pytorch-CycleGAN-and-pix2pix
   architecture, InstanceNorm, no dropout), CelebA gender swap distilled from the
-  bundled StarGAN's successful edits, 64x64, unconditional.
+  bundled StarGAN's successful edits, 96x96, unconditional.
 
 Training code: ``targets/training/``. Data: CelebA (Liu et al. 2015), UTKFace (Zhang
 et al. 2017), LFW (Huang et al. 2007); all **non-commercial research use only**,
@@ -145,11 +143,6 @@ SPECS: dict[str, BundledSpec] = {
                     "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 96x96; "
                     "condition k = one-hot label k",
                     (-1.0, 1.0), STARGAN_ATTRS),
-        BundledSpec("stargan.celeba64", "stargan_celeba64.safetensors",
-                    "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 64x64; "
-                    "condition k = one-hot label k (pix2pix.celeba64's teacher, replaced "
-                    "in the default set by stargan.celeba96)",
-                    (-1.0, 1.0), STARGAN_ATTRS, in_default=False),
         BundledSpec("attgan.celeba64", "attgan_celeba64.safetensors",
                     "bundled AttGAN, CelebA 13 attributes, 64x64; condition k = attribute k "
                     "on, the rest off (0/1, scaled to +-0.5 inside)",
@@ -162,9 +155,9 @@ SPECS: dict[str, BundledSpec] = {
                     "bundled deepfake autoencoder, LFW George_W_Bush <-> Colin_Powell, 64x64 "
                     "face crops; condition = whose decoder renders the face",
                     (0.0, 1.0), tuple(f"as_{n}" for n in IDENTITIES)),
-        BundledSpec("pix2pix.celeba64", "pix2pix_celeba64.safetensors",
+        BundledSpec("pix2pix.celeba96", "pix2pix_celeba96.safetensors",
                     "bundled pix2pix U-Net, CelebA gender swap (distilled from the bundled "
-                    "StarGAN), 64x64; unconditional",
+                    "StarGAN), 96x96; unconditional",
                     (-1.0, 1.0), ("gender_swap",), unconditional=True, in_default=False),
     )
 }

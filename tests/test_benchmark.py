@@ -212,7 +212,7 @@ def test_bad_options_are_usage_errors(photos: Path, tmp_path: Path) -> None:
 def test_paper_protocol_config_is_valid() -> None:
     cfg = load_config(REPO / "benchmarks" / "ruiz2020.toml")
     assert cfg.eps == (0.025,) and cfg.alpha == 0.005 and cfg.steps == (10,)
-    assert (cfg.center_crop, cfg.resize, cfg.start, cfg.limit) == (89, 64, "009001.jpg", 50)
+    assert (cfg.center_crop, cfg.resize, cfg.start, cfg.limit) == (89, 96, "009001.jpg", 50)
     assert cfg.images is None  # the data folder is passed on the command line
     assert "blur:1.5" in cfg.channels and cfg.threshold == 0.05
     cells = build_cells(cfg, cfg.targets)
@@ -266,7 +266,7 @@ def test_naive_loop_leaves_the_target_frozen(cond_target, images) -> None:  # ty
 def test_bundled_targets_get_an_evaluator_or_a_note() -> None:
     from disrupt.eval.semantic import load_judges
 
-    names = ["stargan.celeba64", "cyclegan.utkface64", "faceswap.lfw64", "stargan.tiny"]
+    names = ["stargan.celeba96", "cyclegan.utkface64", "faceswap.lfw64", "stargan.tiny"]
     judges, notes = load_judges(names)
     for name in names[:3]:
         assert name in judges or any(name in n and "not installed" in n for n in notes)

@@ -80,10 +80,10 @@ def _copy_weights_flipping_a_byte(tmp_path: Path, name: str) -> Path:
 def test_tampered_weights_fail_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import targets.bundled as bundled
 
-    _copy_weights_flipping_a_byte(tmp_path, _card("stargan.celeba64")["file"])
+    _copy_weights_flipping_a_byte(tmp_path, _card("faceswap.lfw64")["file"])  # one file
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
-        bundled.load_bundled("stargan.celeba64")
+        bundled.load_bundled("faceswap.lfw64")
 
 
 def test_a_tampered_shard_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,16 +269,16 @@ def test_shared_targets_are_built_once_and_again_when_a_file_changes(
     import targets.bundled as bundled
     from disrupt.api import resolve_targets
 
-    card = _card("stargan.celeba64")
+    card = _card("faceswap.lfw64")  # stored in one file
     for f in WEIGHTS_DIR.iterdir():
         shutil.copy(f, tmp_path / f.name)
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(bundled, "_SHARED", {})
-    first = resolve_targets(["stargan.celeba64"])[0]
-    assert resolve_targets(["stargan.celeba64"])[0] is first  # not rebuilt
+    first = resolve_targets(["faceswap.lfw64"])[0]
+    assert resolve_targets(["faceswap.lfw64"])[0] is first  # not rebuilt
     # Named with explicit weights, a model is built afresh every time.
-    assert resolve_targets(["stargan.celeba64"], {"stargan.celeba64": tmp_path})[0] is not first
+    assert resolve_targets(["faceswap.lfw64"], {"faceswap.lfw64": tmp_path})[0] is not first
     # A weights file altered on disk is noticed: rebuilt, so verified again, and refused.
     _copy_weights_flipping_a_byte(tmp_path, card["file"])
     with pytest.raises(CheckpointError, match="sha256"):
-        resolve_targets(["stargan.celeba64"])
+        resolve_targets(["faceswap.lfw64"])

@@ -431,8 +431,8 @@ def test_a_damaged_evaluator_is_named_not_called_absent(tmp_path: Path,
     data[-1] ^= 0xFF
     damaged.write_bytes(bytes(data))
     monkeypatch.setattr(targets.bundled, "WEIGHTS_DIR", weights)
-    judges, notes = load_judges(["stargan.celeba64"])
-    assert "stargan.celeba64" not in judges
+    judges, notes = load_judges(["stargan.celeba96"])
+    assert "stargan.celeba96" not in judges
     assert any("installed but failed to load" in n and "sha256" in n for n in notes), notes
 
 

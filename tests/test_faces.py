@@ -350,19 +350,24 @@ def _held_out_mse(target: Target, x: Tensor, x_adv: Tensor, box: Box) -> float:
 
 @pytest.mark.slow
 def test_attacking_a_crop_distribution_beats_the_canonical_crop_on_held_out_crops() -> None:
-    # The bundled StarGAN resizes an 89 px crop to 64: a crop one pixel off changes the
-    # sampling phase, and a perturbation tuned to one crop loses much of its effect.
+    # A face from a larger photo: its 178 px crop is shrunk to the bundled StarGAN's 96 px,
+    # so a crop a few pixels off samples the perturbation at another phase, and a change
+    # tuned to one crop loses some of its effect there. Measured: 0.096 against 0.083
+    # (1.16x); with the 64 px StarGAN, on the 89 px face, it was 1.3-1.8x.
+    import torch.nn.functional as F
+
     from disrupt.core.crops import CropJitter
 
-    target = load_target("stargan.celeba64")
-    x = load_image(Path(__file__).resolve().parents[1] / "examples" / "face.png").rgb
-    box = Box(20, 20, 109, 109)
-    plan = Plan([box], [box], "used", Box(16, 16, 112, 112), None, [box])
+    target = load_target("stargan.celeba96")
+    face = load_image(Path(__file__).resolve().parents[1] / "examples" / "face.png").rgb
+    x = F.interpolate(face, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+    box = Box(40, 40, 218, 218)
+    plan = Plan([box], [box], "used", Box(32, 32, 224, 224), None, [box])
     attack = ifgsm(8 / 255, steps=5)
     fixed = run_protection(x, [target], attack, plan)
     spread = run_protection(x, [target], attack, plan, jitter=CropJitter(),
                             jitter_generator=torch.Generator().manual_seed(5))
-    assert _held_out_mse(target, x, spread, box) > 1.3 * _held_out_mse(target, x, fixed, box)
+    assert _held_out_mse(target, x, spread, box) > 1.08 * _held_out_mse(target, x, fixed, box)
 
 
 def test_a_tilted_crop_follows_a_rolled_head() -> None:

@@ -1,7 +1,7 @@
 """The bundled pix2pix U-Net: its distillation trainer, export, loading and quality measure.
 
-The trainer runs on a pack of a few CelebA images with the package's StarGAN as the
-teacher and a 4-channel U-Net, so these tests take seconds.
+The trainer runs on a pack of a few CelebA images at 96 px (the shipped model's size) with
+the package's StarGAN as the teacher and a 4-channel U-Net, so these tests take seconds.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from targets import list_targets, load_target
 from targets.base import GeneratorTarget
 from targets.bundled import BUNDLED_DEFAULT, SPECS, load_bundled, load_evaluator_for
 from targets.training.data import load_faces, pack_faces, to_unit
-from targets.training.pix2pix_train import EDIT, make_pairs, train_pix2pix
+from targets.training.pix2pix_train import EDIT, make_pairs, num_downs_for, train_pix2pix
 from targets.training.quality import gender_swap_quality
 from tests._shared import DATA
 
-NAME = "pix2pix.celeba64"
+NAME = "pix2pix.celeba96"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not DATA.exists():
         pytest.skip("../shared/data not available")
     out = tmp_path_factory.mktemp("pack") / "faces.npz"
-    pack_faces(DATA, out, limit=8, workers=1)
+    pack_faces(DATA, out, limit=8, workers=1, size=96)
     return out
 
 
@@ -38,7 +38,7 @@ def test_pairs_keep_only_edits_the_evaluator_accepts(pack: Path) -> None:
     pairs = make_pairs(pack, None, torch.device("cpu"), batch=3)
     faces = load_faces(pack, "celeba", "generator")
     assert pairs["made"] == len(faces) and 0 < pairs["kept"] <= pairs["made"]
-    assert pairs["x"].shape == pairs["y"].shape == (pairs["kept"], 3, 64, 64)
+    assert pairs["x"].shape == pairs["y"].shape == (pairs["kept"], 3, 96, 96)
     assert pairs["x"].dtype == pairs["y"].dtype == torch.uint8
     # Each kept target is the teacher's edit, and the evaluator reads the flipped gender.
     evaluator = load_evaluator_for("celeba")
@@ -48,6 +48,12 @@ def test_pairs_keep_only_edits_the_evaluator_accepts(pack: Path) -> None:
         read = evaluator(to_unit(pairs["y"]))[:, male] > 0
     assert torch.equal(read, faces.labels[rows, male] < 0.5)
     assert torch.equal(pairs["x"], faces.images[rows])
+
+
+def test_unet_depth_follows_the_size() -> None:
+    assert [num_downs_for(s) for s in (64, 96, 128, 256, 512)] == [6, 5, 7, 8, 8]
+    with pytest.raises(ValueError, match="halves only"):
+        num_downs_for(48)
 
 
 def test_training_resumes_exactly(pack: Path, tmp_path: Path) -> None:
@@ -75,16 +81,17 @@ def test_exported_model_loads_as_an_unconditional_batch_independent_target(
     train_pix2pix(pack, tmp_path, seconds=600, iters=2, device="cpu", batch_size=2, ngf=4,
                   ndf=4, log=False)
     card = export_generator(NAME, tmp_path, tmp_path / "weights")
-    assert card["edit"]["teacher"] == "stargan.celeba64"
-    assert card["inference_mode"] == "eval" and card["input_size"] == [64, 64]
+    assert card["edit"]["teacher"] == "stargan.celeba96"
+    assert card["inference_mode"] == "eval" and card["input_size"] == [96, 96]
+    assert card["architecture"]["kwargs"]["num_downs"] == 5  # a 3x3 bottleneck at 96 px
     target = load_bundled(NAME, tmp_path / "weights")
     assert [c.name for c in target.conditions] == ["gender_swap"]
     assert target.conditions[0].vector is None
-    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(3, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y = target(x)
         alone = target(x[1:2])
-    assert y.shape == (3, 3, 64, 64) and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert y.shape == (3, 3, 96, 96) and float(y.min()) >= 0 and float(y.max()) <= 1
     torch.testing.assert_close(y[1:2], alone)  # InstanceNorm, no dropout: no batch mixing
     saved = torch.load(tmp_path / "pix2pix" / "final.pt", weights_only=True)
     from targets.pix2pix import UnetGenerator
@@ -102,7 +109,7 @@ def test_gender_swap_quality_of_the_teacher_equals_its_own_rate(pack: Path) -> N
     from targets.bundled import STARGAN_ATTRS
     from targets.training.quality import stargan_targets
 
-    teacher = load_bundled("stargan.celeba64")
+    teacher = load_bundled("stargan.celeba96")
     evaluator = load_evaluator_for("celeba")
     test = load_faces(pack, "celeba", "test")
     cols = [test.label_names.index(a) for a in STARGAN_ATTRS]
@@ -129,7 +136,7 @@ def test_bundled_pix2pix_is_listed_but_not_in_the_default_protection() -> None:
 
 def test_shipped_pix2pix_is_a_real_gender_swap() -> None:
     card = json.loads((Path(__file__).resolve().parents[1] / "targets" / "weights"
-                       / "pix2pix_celeba64.json").read_text())
+                       / "pix2pix_celeba96.json").read_text())
     q = card["quality"]
     # Measured on the test split when exported; the shipped model must edit, not copy.
     assert q["mean_success"] >= 0.5 and q["mean_abs_change"] > 0.02

@@ -115,7 +115,7 @@ def test_cli_universal_bundled_starts_from_the_bundled_universal(tmp_path: Path)
     photo = tmp_path / "face.png"
     photo.write_bytes((Path(__file__).resolve().parents[1] / "examples" / "face.png").read_bytes())
     result = CliRunner().invoke(app, ["protect", str(photo), "--universal", "bundled",
-                                      "--no-eot", "--json", "--target", "stargan.celeba64", "-q"])
+                                      "--no-eot", "--json", "--target", "stargan.celeba96", "-q"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     row = report[0] if isinstance(report, list) else report

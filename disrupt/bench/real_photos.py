@@ -79,7 +79,7 @@ def channel_fn(name: str) -> Callable[[Tensor], Tensor]:
 
 
 def model_of(row_target: str) -> str:
-    """``"stargan.celeba64@face0"`` -> ``"stargan.celeba64"``."""
+    """``"stargan.celeba96@face0"`` -> ``"stargan.celeba96"``."""
     return row_target.split("@", 1)[0]
 
 

@@ -5,9 +5,8 @@ Pixel distances (Ruiz MSE) say the output changed; a separately trained classifi
 manipulator asked for still shows. For condition ``c`` the edit *succeeds* on an
 image when the evaluator finds the requested label on ``G(image, c)``:
 
-- CelebA attribute edits (``stargan.celeba96``, ``stargan.celeba64``,
-  ``attgan.celeba64``): the attribute named by the condition has a positive logit
-  (independent sigmoids).
+- CelebA attribute edits (``stargan.celeba96``, ``attgan.celeba64``): the attribute
+  named by the condition has a positive logit (independent sigmoids).
 - Age (``cyclegan.utkface64``): ``to_old`` -> the age group ``old`` wins the
   argmax, ``to_young`` -> ``young``.
 - Face swap (``faceswap.lfw64``): ``as_NAME`` -> identity ``NAME`` wins the argmax.
@@ -32,7 +31,6 @@ __all__ = ["EVALUATED_TARGETS", "SemanticJudge", "expected_label", "load_judges"
 #: Bundled target -> the dataset whose evaluator judges its edits.
 EVALUATED_TARGETS: dict[str, str] = {
     "stargan.celeba96": "celeba",
-    "stargan.celeba64": "celeba",
     "attgan.celeba64": "celeba",
     "cyclegan.utkface64": "utkface",
     "faceswap.lfw64": "lfw",

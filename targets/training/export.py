@@ -17,15 +17,12 @@ from targets.training.common import save_fp16_shards, write_json
 
 MODELS: dict[str, dict[str, str]] = {
     "stargan.celeba96": {"run": "stargan", "dataset": "celeba", "module": "stargan_train"},
-    # Replaced by the 96 px StarGAN; kept as pix2pix.celeba64's teacher, never retrained.
-    "stargan.celeba64": {"run": "stargan", "dataset": "celeba", "module": "stargan_train",
-                         "replaced_by": "stargan.celeba96"},
     "attgan.celeba64": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
     "cyclegan.utkface64": {"run": "cyclegan", "dataset": "utkface", "module": "cyclegan_train"},
     "faceswap.lfw64": {"run": "faceswap", "dataset": "lfw", "module": "faceswap_train"},
     # Distilled from a trained StarGAN, so it trains after its teacher (not in run_all).
-    "pix2pix.celeba64": {"run": "pix2pix", "dataset": "celeba", "module": "pix2pix_train",
-                         "teacher": "stargan.celeba64"},
+    "pix2pix.celeba96": {"run": "pix2pix", "dataset": "celeba", "module": "pix2pix_train",
+                         "teacher": "stargan.celeba96"},
 }
 DATA_LICENCE = (
     "Non-commercial research use only. Trained on {data}, whose terms permit "
@@ -62,7 +59,6 @@ _STARGAN_PAPER = ("Y. Choi et al. StarGAN: Unified Generative Adversarial Networ
                   "(architecture after yunjey/stargan, MIT).")
 PAPERS = {
     "stargan.celeba96": _STARGAN_PAPER,
-    "stargan.celeba64": _STARGAN_PAPER,
     "attgan.celeba64": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
                        "Want. IEEE TIP 2019 (architecture after elvisyjlin/AttGAN-PyTorch, MIT).",
     "cyclegan.utkface64": "J.-Y. Zhu et al. Unpaired Image-to-Image Translation using "
@@ -71,7 +67,7 @@ PAPERS = {
     "faceswap.lfw64": "The 2017 'deepfakes' shared-encoder / per-identity-decoder autoencoder, "
                       "after the 'Original' model of deepfakes/faceswap (GPL-3.0; architecture "
                       "only, reimplemented and shrunk).",
-    "pix2pix.celeba64": "P. Isola et al. Image-to-Image Translation with Conditional "
+    "pix2pix.celeba96": "P. Isola et al. Image-to-Image Translation with Conditional "
                         "Adversarial Networks. CVPR 2017 (U-Net and PatchGAN after "
                         "junyanz/pytorch-CycleGAN-and-pix2pix, BSD-2-Clause); trained on "
                         "pairs made by the bundled StarGAN (knowledge distillation).",

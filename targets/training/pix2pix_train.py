@@ -1,8 +1,9 @@
-"""Train the bundled pix2pix U-Net (``pix2pix.celeba64``): a gender swap distilled from
-the bundled StarGAN.
+"""Train the bundled pix2pix U-Net (``pix2pix.celeba96``): a gender swap distilled from
+the bundled StarGAN (``stargan.celeba96``).
 
 pix2pix needs paired images, and no paired face edit ships with the project's data, so
-the pairs are made here: each CelebA generator-split face ``x`` (64x64) goes through the
+the pairs are made here: each CelebA generator-split face ``x`` (at the face pack's size,
+96x96 for the shipped model) goes through the
 bundled StarGAN with its own labels and *Male* flipped (yunjey/stargan ``create_labels``),
 giving ``y = G(x, c)``. A pair is kept only when the CelebA *evaluator* (trained on the
 evaluator split, never on these faces) reads the flipped gender on ``y``: the student
@@ -14,7 +15,8 @@ Adversarial Networks" (CVPR 2017) and the official code's pix2pix defaults: U-Ne
 generator, conditional PatchGAN discriminator on ``cat(x, y)`` (70x70 receptive field,
 ``n_layers=3``), vanilla GAN loss (BCE on logits) plus ``lambda_L1 = 100`` times the L1
 distance to the pair's target, Adam(2e-4, 0.5, 0.999). Changes, for a small CPU model:
-``num_downs=6`` (64x64 input), ``ngf`` 24 / ``ndf`` 32, InstanceNorm and no dropout
+``num_downs`` as many halvings as the size allows down to an odd side (6 at 64 px,
+a 1x1 bottleneck; 5 at 96 px, 3x3), ``ngf`` 24 / ``ndf`` 32, InstanceNorm and no dropout
 (the official default is BatchNorm with dropout, run in train mode at test time; here
 the output is deterministic and independent of the batch, so protection results can be
 reproduced and photos batched), batch 16, a cosine learning-rate schedule.
@@ -61,14 +63,27 @@ from targets.training.data import load_faces, to_unit
 
 MODEL = "pix2pix"
 EDIT = "Male"  # the StarGAN label the student learns to flip
-NUM_DOWNS = 6
+TEACHER = "stargan.celeba96"
 NGF = 24
 NDF = 32
 LAMBDA_L1 = 100.0  # official pix2pix default (--lambda_L1)
 
 
-def generator_kwargs(ngf: int = NGF) -> dict[str, Any]:
-    return {"input_nc": 3, "output_nc": 3, "num_downs": NUM_DOWNS, "ngf": ngf,
+def num_downs_for(size: int) -> int:
+    """U-Net depth for a ``size`` x ``size`` input: halve while the side stays even, at
+    most 8 times (the official ``unet_256``). 64 -> 6 (1x1 bottleneck), 96 -> 5 (3x3)."""
+    downs = 0
+    while size % 2 == 0 and downs < 8:
+        size //= 2
+        downs += 1
+    if downs < 5:
+        raise ValueError(f"a {size * 2 ** downs} px side halves only {downs} times; the U-Net "
+                         "needs at least 5 (its channel ramp has 5 levels)")
+    return downs
+
+
+def generator_kwargs(ngf: int = NGF, size: int = 96) -> dict[str, Any]:
+    return {"input_nc": 3, "output_nc": 3, "num_downs": num_downs_for(size), "ngf": ngf,
             "norm": "instance", "use_dropout": False}
 
 
@@ -76,8 +91,8 @@ def make_pairs(pack: Path, teacher_weights: Path | None, device: torch.device,
                limit: int | None = None, batch: int = 100) -> dict[str, Any]:
     """Teacher edits of the CelebA generator split, filtered by the evaluator.
 
-    Returns ``{"x", "y"}`` uint8 ``(N, 3, 64, 64)`` (input, teacher output) for the kept
-    pairs, plus ``names``, ``made`` (pairs tried) and ``kept``.
+    Returns ``{"x", "y"}`` uint8 ``(N, 3, S, S)`` (input, teacher output at the pack's
+    size ``S``) for the kept pairs, plus ``names``, ``made`` (pairs tried) and ``kept``.
     """
     from targets.bundled import STARGAN_ATTRS, load_bundled, load_evaluator_for
     from targets.training.quality import stargan_targets
@@ -86,7 +101,8 @@ def make_pairs(pack: Path, teacher_weights: Path | None, device: torch.device,
     if limit is not None:
         faces.images, faces.labels = faces.images[:limit], faces.labels[:limit]
         faces.names = faces.names[:limit]
-    teacher = load_bundled("stargan.celeba64", teacher_weights).to(device)
+    teacher = load_bundled(TEACHER, teacher_weights).to(device)
+    size = faces.images.shape[-1]
     evaluator = load_evaluator_for("celeba", teacher_weights, device)
     cols = [faces.label_names.index(a) for a in STARGAN_ATTRS]
     org = faces.labels[:, cols].float()
@@ -97,7 +113,10 @@ def make_pairs(pack: Path, teacher_weights: Path | None, device: torch.device,
     with torch.no_grad():
         for i in range(0, len(faces), batch):
             x = to_unit(faces.images[i:i + batch])
-            y = teacher(x, want[i:i + batch])
+            y = teacher(x, want[i:i + batch])  # at the teacher's size
+            if y.shape[-1] != size:
+                y = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True,
+                                  align_corners=False).clamp(0, 1)
             pred = evaluator(y)[:, male_col] > 0
             ok = pred == (want[i:i + batch, edit] > 0.5)
             xs.append(faces.images[i:i + batch])
@@ -157,7 +176,8 @@ def train_pix2pix(
     torch.manual_seed(seed)
     init = torch.Generator().manual_seed(seed)
     g = torch.Generator(device=dev).manual_seed(seed)
-    net_g = UnetGenerator(**generator_kwargs(ngf))
+    size = int(xs.shape[-1])
+    net_g = UnetGenerator(**generator_kwargs(ngf, size))
     net_d = NLayerDiscriminator(input_nc=6, ndf=ndf, n_layers=3)
     init_normal_(net_g, 0.02, init)  # official init_type normal, gain 0.02
     init_normal_(net_d, 0.02, init)
@@ -239,13 +259,13 @@ def train_pix2pix(
         "model": MODEL,
         "finished": budget.iter >= iters,
         "generator": {"module": "targets.pix2pix", "class": "UnetGenerator",
-                      "kwargs": generator_kwargs(ngf), "file": "final.pt"},
+                      "kwargs": generator_kwargs(ngf, size), "file": "final.pt"},
         "inference_mode": "eval",
         "inference_mode_note": "InstanceNorm without running statistics and no dropout: "
                                "train and eval modes agree, and outputs do not depend on "
                                "the batch",
-        "input": {"size": [64, 64], "range": [-1.0, 1.0]},
-        "edit": {"name": "gender_swap", "teacher": "stargan.celeba64",
+        "input": {"size": [size, size], "range": [-1.0, 1.0]},
+        "edit": {"name": "gender_swap", "teacher": TEACHER,
                  "teacher_label": f"own labels with {EDIT} flipped (yunjey/stargan "
                                   "create_labels)"},
         "parameters": sum(p.numel() for p in net_g.parameters()),
@@ -275,13 +295,13 @@ def train_pix2pix(
 
 def export_and_measure(out: Path, pack: Path, weights_dir: Path,
                        device: str = "cpu") -> dict[str, Any]:
-    """Write ``pix2pix.celeba64``'s fp16 weights and cards into ``weights_dir`` (which
+    """Write ``pix2pix.celeba96``'s fp16 weights and cards into ``weights_dir`` (which
     holds the teacher StarGAN and the CelebA evaluator), with its quality measured on
     the CelebA test split (:func:`targets.training.quality.gender_swap_quality`)."""
     from targets.training.export import export_generator, markdown_card
     from targets.training.quality import measure
 
-    name = "pix2pix.celeba64"
+    name = "pix2pix.celeba96"
     card = export_generator(name, out, weights_dir)
     card["quality"] = measure(name, weights_dir, pack, device)
     stem = card["file"].replace(".safetensors", "")

@@ -68,9 +68,8 @@ def plan_jobs(pack: Path, out: Path, seconds: float, smoke: bool, seed: int) -> 
                          "--out", str(out / "evaluators"), "--seconds", str(s), *common],
                         s, logs / f"evaluator_{kind}.log"))
     for info in MODELS.values():
-        # A distilled model needs its trained teacher (python -m targets.training.<module>);
-        # a replaced one is not trained again.
-        if "teacher" in info or "replaced_by" in info:
+        # A distilled model needs its trained teacher (python -m targets.training.<module>).
+        if "teacher" in info:
             continue
         jobs.append(Job(info["run"],
                         [py, "-m", f"targets.training.{info['module']}",
@@ -162,8 +161,8 @@ def run_all(pack: Path, out: Path, seconds: float, *, smoke: bool, seed: int = 0
     }
     # ``models``: export / measure only these (e.g. one GAN retrained at another size)
     # and the evaluators they are measured with.
-    names = list(models or [n for n, i in MODELS.items() if "replaced_by" not in i and (
-        "teacher" not in i or (out / i["run"] / "train.json").exists())])
+    names = list(models or [n for n, i in MODELS.items()
+                         if "teacher" not in i or (out / i["run"] / "train.json").exists()])
     kinds = [k for k in EVALUATOR_SHARE if models is None
              or any(MODELS[n]["dataset"] == k for n in names)]
     for kind in kinds:
