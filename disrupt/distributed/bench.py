@@ -54,10 +54,14 @@ def bench_executor(client: Any, cfg: BenchConfig) -> Executor:
         # to ``scatter`` would be lost for good).
         shipped = {t.index: client.submit(_hold, t.images, key=f"images-{t.index}-{uuid4().hex}")
                    for t in tasks}
+        # A key of this run only: after Ctrl-C the scheduler forgets cancelled keys
+        # asynchronously, and a rerun reusing them could be cancelled with them.
+        run = uuid4().hex[:8]
         futures = {}
         for t in tasks:
             future = client.submit(_run_chunk_task, cfg, t.cell, t.key, t.index,
-                                   shipped[t.index], key=f"bench-{t.key}-{t.index}", pure=False)
+                                   shipped[t.index], key=f"bench-{t.key}-{t.index}-{run}",
+                                   pure=False)
             futures[future] = t
         try:
             for future in as_completed(futures):
