@@ -54,11 +54,10 @@ SPLITS_DOC = {
 }
 
 
-_STARGAN_PAPER = ("Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
-                  "Multi-Domain Image-to-Image Translation. CVPR 2018 "
-                  "(architecture after yunjey/stargan, MIT).")
 PAPERS = {
-    "stargan.celeba96": _STARGAN_PAPER,
+    "stargan.celeba96": "Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
+                        "Multi-Domain Image-to-Image Translation. CVPR 2018 "
+                        "(architecture after yunjey/stargan, MIT).",
     "attgan.celeba64": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
                        "Want. IEEE TIP 2019 (architecture after elvisyjlin/AttGAN-PyTorch, MIT).",
     "cyclegan.utkface64": "J.-Y. Zhu et al. Unpaired Image-to-Image Translation using "

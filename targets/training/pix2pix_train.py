@@ -62,6 +62,7 @@ from targets.training.cyclegan_train import NLayerDiscriminator, init_normal_
 from targets.training.data import load_faces, to_unit
 
 MODEL = "pix2pix"
+NAME = "pix2pix.celeba96"  # the bundled name its export installs
 EDIT = "Male"  # the StarGAN label the student learns to flip
 TEACHER = "stargan.celeba96"
 NGF = 24
@@ -293,23 +294,6 @@ def train_pix2pix(
     return info
 
 
-def export_and_measure(out: Path, pack: Path, weights_dir: Path,
-                       device: str = "cpu") -> dict[str, Any]:
-    """Write ``pix2pix.celeba96``'s fp16 weights and cards into ``weights_dir`` (which
-    holds the teacher StarGAN and the CelebA evaluator), with its quality measured on
-    the CelebA test split (:func:`targets.training.quality.gender_swap_quality`)."""
-    from targets.training.export import export_generator, markdown_card
-    from targets.training.quality import measure
-
-    name = "pix2pix.celeba96"
-    card = export_generator(name, out, weights_dir)
-    card["quality"] = measure(name, weights_dir, pack, device)
-    stem = card["file"].replace(".safetensors", "")
-    write_json(card, weights_dir / f"{stem}.json")
-    (weights_dir / f"{stem}.md").write_text(markdown_card(card))
-    return card
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m targets.training.pix2pix_train",
                                 description="Distil the bundled StarGAN's gender swap into a "
@@ -336,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: info[k] for k in ("model", "iterations", "seconds_total",
                                            "final_losses")}))
     if a.export is not None:
-        card = export_and_measure(a.out, a.pack, a.export)
+        from targets.training.export import install
+
+        card = install(NAME, a.out, a.pack, a.export)
         print(json.dumps({"quality": card["quality"]}))
     return 0
 
