@@ -15,16 +15,22 @@ them (so a slow spell of the machine hits every photo alike); the row's
 ``seconds`` is the median and ``runs`` lists them all. The same seed gives the
 same file each time, so the disruption is that of every run.
 
-Take the figures with nothing else running; the results file records threads,
-commit and machine.
+``--detector dlib`` places the crops with dlib's HOG detector and eye landmarks (the
+``landmarks`` extra) instead of OpenCV's three Haar cascades; ``--modes`` runs only the
+named modes (comma-separated, as in :data:`MODES`).
 
-Run: python benchmarks/protect_wall_time.py [--threads 2] [--repeats 3] [--out RESULTS.json]
+Take the figures with nothing else running; the results file records threads,
+commit, machine and the load average before the run.
+
+Run: python benchmarks/protect_wall_time.py [--threads 2] [--repeats 3] [--detector dlib]
+         [--modes="--fast --no-measure,--fast"] [--out RESULTS.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -65,24 +71,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--detector", choices=("haar", "dlib"), default="haar")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated modes to run, of: " + ", ".join(MODES))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    unknown = [m for m in args.modes.split(",") if m not in MODES]
+    if unknown:
+        parser.error(f"unknown mode {unknown[0]!r}; choose from: {', '.join(MODES)}")
+    modes = {m: {**MODES[m], "detector": args.detector} for m in args.modes.split(",")}
+    load = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        protect(EXAMPLE, steps=1)  # loads every bundled model once
-        protect(EXAMPLE, protector="bundled")
+        protect(EXAMPLE, steps=1, detector=args.detector)  # loads every bundled model once
+        protect(EXAMPLE, protector="bundled", detector=args.detector)
         runs: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.repeats - 1):  # the earlier rounds: seconds only
             for label, path in photos(folder).items():
-                for mode, options in MODES.items():
+                for mode, options in modes.items():
                     started = time.perf_counter()
                     protect(path, output=folder / "round.png", overwrite=True, seed=args.seed,
                             **options)
                     runs.setdefault((label, mode), []).append(time.perf_counter() - started)
         for label, path in photos(folder).items():
-            for mode, options in MODES.items():
+            for mode, options in modes.items():
                 started = time.perf_counter()
                 r = protect(path, output=folder / f"out_{len(rows)}.png", seed=args.seed,
                             **options)
@@ -92,7 +106,8 @@ def main() -> None:
                 for d in r.disruption:
                     per_model.setdefault(d.target.split("@")[0], []).append(d.disrupted)
                 rows.append({
-                    "photo": label, "mode": mode, "seconds": seconds, "runs": times,
+                    "photo": label, "mode": mode, "detector": args.detector,
+                    "seconds": seconds, "runs": times,
                     "faces": r.faces, "face_status": r.face_status,
                     "disrupted": {m: sum(v) / len(v) for m, v in sorted(per_model.items())},
                     "region_psnr": r.region_perceptibility.get("psnr"),
@@ -106,10 +121,11 @@ def main() -> None:
         rates = " | ".join(f"{row['disrupted'][m] * 100:.0f}%" if m in row["disrupted"]
                            else "-" for m in models)
         psnr = "-" if row["region_psnr"] is None else f"{row['region_psnr']:.1f} dB"
-        print(f"| {row['photo']} | {row['mode']} | {row['seconds']:.1f} | {rates} | {psnr} |")
+        print(f"| {row['photo']} | {row['mode']} | {row['seconds']:.2f} | {rates} | {psnr} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"command": " ".join(["python", *sys.argv]), "rows": rows,
+                  "load_average_before": load,
                   "environment": environment(args.seed, torch.device("cpu"))}
         args.out.write_text(json.dumps(record, indent=2))
 

@@ -142,3 +142,36 @@ def test_shipped_pix2pix_is_a_real_gender_swap() -> None:
     assert q["mean_success"] >= 0.5 and q["mean_abs_change"] > 0.02
     target = load_target(NAME)
     assert isinstance(target, GeneratorTarget) and target.mode == "eval"
+
+
+def test_export_refuses_a_run_trained_at_another_size(pack: Path, tmp_path: Path) -> None:
+    # The name states the size (pix2pix.celeba96): a run on a 64 px pack must not ship
+    # under it.
+    from targets.training.export import export_generator
+
+    train_pix2pix(pack, tmp_path, seconds=600, iters=1, device="cpu", batch_size=2, ngf=4,
+                  ndf=4, log=False)
+    record = tmp_path / "pix2pix" / "train.json"
+    info = json.loads(record.read_text())
+    info["input"]["size"] = [64, 64]
+    record.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="trained at 64x64, but pix2pix.celeba96 is a 96x96"):
+        export_generator(NAME, tmp_path, tmp_path / "weights")
+    assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
+
+
+
+def test_cli_refuses_to_export_from_a_pack_of_another_size(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from targets.training.pix2pix_train import main
+
+    if not DATA.exists():
+        pytest.skip("../shared/data not available")
+    pack64 = tmp_path_factory.mktemp("pack64") / "faces64.npz"
+    pack_faces(DATA, pack64, limit=2, workers=1, size=64)
+    code = main(["--pack", str(pack64), "--out", str(tmp_path / "run"), "--smoke",
+                 "--export", str(tmp_path / "weights")])
+    assert code == 2
+    assert "is 64 px; pix2pix.celeba96 exports only a 96 px run" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any training

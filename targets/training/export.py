@@ -6,6 +6,7 @@ hyper-parameters, quality and sha256.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,12 @@ def _conditions_doc(name: str) -> list[dict[str, Any]]:
             for c in SPECS[name].conditions()]
 
 
+def name_size(name: str) -> int | None:
+    """The input side a bundled model's name states (``stargan.celeba96`` -> 96), if any."""
+    match = re.search(r"(\d+)$", name)
+    return int(match.group(1)) if match else None
+
+
 def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     """``out/<run>/final.pt`` + ``train.json`` -> ``weights_dir/<file>.safetensors`` + card."""
     from targets.bundled import SPECS, build_network
@@ -94,6 +101,14 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     info = MODELS[name]
     run = out / info["run"]
     train = json.loads((run / "train.json").read_text())
+    # The trained size (StarGAN may be trained at 96 or 128; older runs lack "input").
+    h, w = train.get("input", {}).get("size", [64, 64])
+    named = name_size(name)
+    if named is not None and (h, w) != (named, named):
+        # The trainers follow the pack's size, and a name states one: a run on another
+        # pack must not go out under it.
+        raise ValueError(f"{run / 'train.json'}: trained at {h}x{w}, but {name} is a "
+                         f"{named}x{named} model; train on a {named} px pack")
     gen = train["generator"]
     if name == "cyclegan.utkface64":
         files = train["generators"]
@@ -113,8 +128,6 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     files = save_fp16_shards(state, weights_dir / spec.file,
                              {"name": name, "format": "fp16 state dict"})
     dataset = info["dataset"]
-    # The trained size (StarGAN may be trained at 96 or 128; older runs lack "input").
-    h, w = train.get("input", {}).get("size", [64, 64])
     card: dict[str, Any] = {
         "name": name,
         "description": spec.description,
@@ -297,7 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             print(f"error: {what} {path} not found", file=sys.stderr)
             return 2
-    card = install(a.name, a.out, a.pack, a.weights, a.device)
+    try:
+        card = install(a.name, a.out, a.pack, a.weights, a.device)
+    except ValueError as exc:  # a run that does not fit the name
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     q = card["quality"]
     print(f"{a.name}: {card['training']['iterations']} iterations, {card['size_bytes']} bytes, "
           f"mean edit success {q.get('mean_success', float('nan')):.3f} -> {a.weights}")

@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -309,6 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     if not a.pack.exists():
         print(f"error: face pack {a.pack} not found", file=sys.stderr)
         return 2
+    if a.export is not None:  # say so before training, not after it
+        from targets.training.export import name_size
+
+        with np.load(a.pack) as pack:
+            size = int(pack["image_size"])
+        if size != name_size(NAME):
+            print(f"error: face pack {a.pack} is {size} px; {NAME} exports only a "
+                  f"{name_size(NAME)} px run", file=sys.stderr)
+            return 2
     if a.smoke:
         setup_device("cpu", threads=1)
     iters = a.iters if a.iters is not None else (4 if a.smoke else 20000)
