@@ -121,7 +121,9 @@ def snapshot_weights(name: str, g_path: Path, workdir: Path) -> Path:
     shutil.copy(g_path.with_name(f"train_{suffix}.json"), model_dir / "train.json")
     weights = workdir / "weights"
     weights.mkdir(exist_ok=True)
-    export_generator(name, run, weights)
+    # A study may follow a run at another size (a 96 or 128 px AttGAN) under the
+    # 64 px model's name: the folder is scratch, so the name's size is not enforced.
+    export_generator(name, run, weights, check_size=False)
     evaluator = f"evaluator_{DATASET[name]}"
     for ext in (".json", ".safetensors", ".md"):
         if (WEIGHTS / f"{evaluator}{ext}").exists():

@@ -158,7 +158,9 @@ def test_export_refuses_a_run_trained_at_another_size(pack: Path, tmp_path: Path
     with pytest.raises(ValueError, match="trained at 64x64, but pix2pix.celeba96 is a 96x96"):
         export_generator(NAME, tmp_path, tmp_path / "weights")
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
-
+    # A study (generator_robustness.py --snapshot) exports into scratch without the check.
+    card = export_generator(NAME, tmp_path, tmp_path / "scratch", check_size=False)
+    assert card["name"] == NAME and (tmp_path / "scratch" / "pix2pix_celeba96.json").exists()
 
 
 def test_cli_refuses_to_export_from_a_pack_of_another_size(

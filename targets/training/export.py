@@ -92,8 +92,12 @@ def name_size(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
-    """``out/<run>/final.pt`` + ``train.json`` -> ``weights_dir/<file>.safetensors`` + card."""
+def export_generator(name: str, out: Path, weights_dir: Path,
+                     check_size: bool = True) -> dict[str, Any]:
+    """``out/<run>/final.pt`` + ``train.json`` -> ``weights_dir/<file>.safetensors`` + card.
+
+    ``check_size=False`` lets a study export a run of another size under the model's
+    name into a scratch folder (never into the package)."""
     from targets.bundled import SPECS, build_network
     from targets.checkpoints import load_state_dict_strict
 
@@ -104,7 +108,7 @@ def export_generator(name: str, out: Path, weights_dir: Path) -> dict[str, Any]:
     # The trained size (StarGAN may be trained at 96 or 128; older runs lack "input").
     h, w = train.get("input", {}).get("size", [64, 64])
     named = name_size(name)
-    if named is not None and (h, w) != (named, named):
+    if check_size and named is not None and (h, w) != (named, named):
         # The trainers follow the pack's size, and a name states one: a run on another
         # pack must not go out under it.
         raise ValueError(f"{run / 'train.json'}: trained at {h}x{w}, but {name} is a "
