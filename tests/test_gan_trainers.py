@@ -318,6 +318,32 @@ def test_cli_stargan_trains_at_the_pack_size(tmp_path_factory: pytest.TempPathFa
     assert y.shape == (1, 3, 96, 96) and torch.isfinite(y).all()
 
 
+def test_cli_attgan_trains_at_the_pack_size_with_the_official_depth(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    # The bundled attgan.celeba96: a 96 px pack gives the official 5 layers (3x3 code).
+    if not SHARED.exists():
+        pytest.skip("../shared/data not available")
+    assert attgan_train.AttGANConfig().at_size(64) == attgan_train.AttGANConfig()
+    with pytest.raises(ValueError, match="divisible"):
+        attgan_train.AttGANConfig().at_size(80)
+    pack96 = tmp_path_factory.mktemp("attgan_pack96") / "faces96.npz"
+    pack_faces(SHARED, pack96, limit=6, workers=1, size=96)
+    threads = torch.get_num_threads()
+    try:
+        args = ["--pack", str(pack96), "--out", str(tmp_path), "--smoke", "--iters", "2"]
+        assert attgan_train.main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    card = json.loads((tmp_path / "attgan" / "train.json").read_text())
+    kwargs = card["generator"]["kwargs"]
+    assert kwargs["img_size"] == 96 and kwargs["enc_layers"] == kwargs["dec_layers"] == 5
+    assert card["config"]["dis_layers"] == 5 and card["input"]["size"] == [96, 96]
+    net = _load_final(tmp_path / "attgan", card)
+    with torch.no_grad():
+        y = net.eval()(torch.rand(1, 3, 96, 96) * 2 - 1, torch.zeros(1, len(CELEBA_ATTRS)))
+    assert y.shape == (1, 3, 96, 96) and torch.isfinite(y).all()
+
+
 def test_install_exports_a_96px_stargan_with_its_measured_card(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     # How a retrained model is shipped: `python -m targets.training.export NAME --out RUN

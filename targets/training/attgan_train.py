@@ -24,9 +24,11 @@ InstanceNorm(affine), LeakyReLU(0.01)], then two heads of
 
 Our changes for a ~5 minute budget on a shared GPU, and why:
 
-- 64x64 with 4 encoder / decoder layers (the official 128x128 model has 5): the
-  bottleneck stays 4x4 as in the official model (``img_size / 2**layers``); widths
-  ``enc_dim = dec_dim = 32`` (2.7 M parameters, 5.5 MB in fp16), shortcut 1 and inject
+- The size follows the pack: 64x64 with 4 encoder / decoder layers (the bottleneck
+  stays 4x4 as in the official model, ``img_size / 2**layers``), and from 96 px up the
+  official 5 (the bundled ``attgan.celeba96``: bottleneck 3x3, 11 M parameters, 21.9 MB
+  in fp16; 2.7 M and 5.5 MB at 64 px); widths
+  ``enc_dim = dec_dim = 32``, shortcut 1 and inject
   1 as the released ``128_shortcut1_inject1_none`` model. D: ``dis_dim = 64`` (the
   official width), ``dis_fc_dim = 512`` (official 1024).
 - batch 64 (official 32) and the official 5 D updates per G update (``n_critic = 5``).
@@ -46,7 +48,7 @@ Inference mode: eval (BatchNorm running statistics), as the official ``test.py``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -110,6 +112,16 @@ class AttGANConfig:
         """Tiny widths for a CPU check of the whole pipeline."""
         return cls(enc_dim=4, dec_dim=4, dis_dim=4, dis_fc_dim=8, batch_size=4, n_critic=2,
                    amp=False)
+
+    def at_size(self, img_size: int) -> AttGANConfig:
+        """This config at ``img_size``: 64 px keeps its 4 layers; from 96 px up the
+        official 5 encoder, decoder and discriminator layers (bottleneck 3x3 at 96,
+        the official 4x4 at 128), as the bundled ``attgan.celeba96`` was trained."""
+        layers = 4 if img_size <= 64 else 5
+        if img_size % 2**layers:
+            raise ValueError(f"img_size {img_size} must be divisible by 2**{layers}")
+        return replace(self, img_size=img_size, enc_layers=layers, dec_layers=layers,
+                       dis_layers=layers)
 
 
 class AttGANDiscriminator(nn.Module):
@@ -217,9 +229,17 @@ class AttGANTrainer(ConditionalWGANTrainer):
 
 
 def build(args: CliArgs, device: torch.device) -> tuple[AttGANTrainer, dict[str, Any]]:
-    """Load the CelebA generator split onto ``device`` and make the trainer."""
+    """Load the CelebA generator split onto ``device`` and make the trainer.
+
+    The image size and the depth follow the pack's images (:meth:`AttGANConfig.at_size`)
+    unless ``--set img_size=...`` / ``--set enc_layers=...`` etc. say otherwise.
+    """
     faces, info = celeba_training_faces(args, device)
-    cfg = apply_overrides(AttGANConfig.smoke() if args.smoke else AttGANConfig(), args.overrides)
+    base = AttGANConfig.smoke() if args.smoke else AttGANConfig()
+    size = int(faces.images.shape[-1])
+    if size != base.img_size:  # a 64 px pack keeps the config exactly as before
+        base = base.at_size(size)
+    cfg = apply_overrides(base, args.overrides)
     return AttGANTrainer(cfg, faces, device, args.seed), info
 
 
