@@ -296,20 +296,30 @@ def test_cli_smoke_then_resume(model: str, pack: Path, tmp_path: Path) -> None:
     _load_final(tmp_path / model, card)
 
 
-def test_cli_stargan_trains_at_the_pack_size(tmp_path_factory: pytest.TempPathFactory,
-                                             tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def pack96(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-face pack of 96 px crops (CelebA, UTKFace, LFW) from ../shared/data."""
     if not SHARED.exists():
         pytest.skip("../shared/data not available")
-    pack96 = tmp_path_factory.mktemp("gan_pack96") / "faces96.npz"
-    pack_faces(SHARED, pack96, limit=6, workers=1, size=96)
-    assert tuple(load_faces(pack96, "celeba", "test").images.shape[1:]) == (3, 96, 96)
+    path = tmp_path_factory.mktemp("gan_pack96") / "faces96.npz"
+    pack_faces(SHARED, path, limit=6, workers=1, size=96)
+    return path
+
+
+def _smoke_train(main: Callable[[list[str]], int], pack: Path, out: Path,
+                 model: str) -> dict[str, Any]:
+    """Two smoke iterations through a trainer's command line; its ``train.json``."""
     threads = torch.get_num_threads()
     try:
-        args = ["--pack", str(pack96), "--out", str(tmp_path), "--smoke", "--iters", "2"]
-        assert stargan_train.main(args) == 0
+        assert main(["--pack", str(pack), "--out", str(out), "--smoke", "--iters", "2"]) == 0
     finally:
         torch.set_num_threads(threads)
-    card = json.loads((tmp_path / "stargan" / "train.json").read_text())
+    return dict(json.loads((out / model / "train.json").read_text()))
+
+
+def test_cli_stargan_trains_at_the_pack_size(pack96: Path, tmp_path: Path) -> None:
+    assert tuple(load_faces(pack96, "celeba", "test").images.shape[1:]) == (3, 96, 96)
+    card = _smoke_train(stargan_train.main, pack96, tmp_path, "stargan")
     assert card["config"]["image_size"] == 96 and card["config"]["d_repeat_num"] == 5
     assert card["input"]["size"] == [96, 96]
     net = _load_final(tmp_path / "stargan", card)
@@ -319,22 +329,12 @@ def test_cli_stargan_trains_at_the_pack_size(tmp_path_factory: pytest.TempPathFa
 
 
 def test_cli_attgan_trains_at_the_pack_size_with_the_official_depth(
-        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    # The bundled attgan.celeba96: a 96 px pack gives the official 5 layers (3x3 code).
-    if not SHARED.exists():
-        pytest.skip("../shared/data not available")
+        pack96: Path, tmp_path: Path) -> None:
+    # The 96 px AttGAN study: a 96 px pack gives the official 5 layers (3x3 code).
     assert attgan_train.AttGANConfig().at_size(64) == attgan_train.AttGANConfig()
     with pytest.raises(ValueError, match="divisible"):
         attgan_train.AttGANConfig().at_size(80)
-    pack96 = tmp_path_factory.mktemp("attgan_pack96") / "faces96.npz"
-    pack_faces(SHARED, pack96, limit=6, workers=1, size=96)
-    threads = torch.get_num_threads()
-    try:
-        args = ["--pack", str(pack96), "--out", str(tmp_path), "--smoke", "--iters", "2"]
-        assert attgan_train.main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
-    card = json.loads((tmp_path / "attgan" / "train.json").read_text())
+    card = _smoke_train(attgan_train.main, pack96, tmp_path, "attgan")
     kwargs = card["generator"]["kwargs"]
     assert kwargs["img_size"] == 96 and kwargs["enc_layers"] == kwargs["dec_layers"] == 5
     assert card["config"]["dis_layers"] == 5 and card["input"]["size"] == [96, 96]
