@@ -26,8 +26,8 @@ Our changes for a ~5 minute budget on a shared GPU, and why:
 
 - The size follows the pack: 64x64 with 4 encoder / decoder layers (the bottleneck
   stays 4x4 as in the official model, ``img_size / 2**layers``), and from 96 px up the
-  official 5 (the bundled ``attgan.celeba96``: bottleneck 3x3, 11 M parameters, 21.9 MB
-  in fp16; 2.7 M and 5.5 MB at 64 px); widths
+  official 5 (the 96 px study run: bottleneck 3x3, 11 M parameters, 21.9 MB in
+  fp16; 2.7 M and 5.5 MB at 64 px); widths
   ``enc_dim = dec_dim = 32``, shortcut 1 and inject
   1 as the released ``128_shortcut1_inject1_none`` model. D: ``dis_dim = 64`` (the
   official width), ``dis_fc_dim = 512`` (official 1024).
@@ -116,7 +116,7 @@ class AttGANConfig:
     def at_size(self, img_size: int) -> AttGANConfig:
         """This config at ``img_size``: 64 px keeps its 4 layers; from 96 px up the
         official 5 encoder, decoder and discriminator layers (bottleneck 3x3 at 96,
-        the official 4x4 at 128), as the bundled ``attgan.celeba96`` was trained."""
+        the official 4x4 at 128), as the 96 px study run was trained."""
         layers = 4 if img_size <= 64 else 5
         if img_size % 2**layers:
             raise ValueError(f"img_size {img_size} must be divisible by 2**{layers}")
