@@ -7,7 +7,7 @@ protected from the file, as a user would.
 
     python benchmarks/bench_large_photo.py                       # tiny targets, faces auto
     python benchmarks/bench_large_photo.py --no-faces            # whole photo
-    python benchmarks/bench_large_photo.py --target stargan.celeba96 --target attgan.celeba64
+    python benchmarks/bench_large_photo.py --target stargan.celeba96 --target attgan.celeba96
 
 Peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) covers the whole process:
 torch, the decoded photo, the attack and the metrics. Run one configuration per

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = Path(__file__).resolve().parents[1] / "targets" / "weights"
-ROWS = ("stargan_celeba96", "attgan_celeba64", "cyclegan_utkface64", "faceswap_lfw64",
+ROWS = ("stargan_celeba96", "attgan_celeba96", "cyclegan_utkface64", "faceswap_lfw64",
         "pix2pix_celeba96")
 
 

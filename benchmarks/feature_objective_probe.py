@@ -6,7 +6,7 @@ encoder features' squared change relative to their clean energy (AttGAN: every
 encoder output; face swap: the shared code). Prints the mean Ruiz MSE of the outputs
 on the 8-bit result.
 
-    python benchmarks/feature_objective_probe.py --target attgan.celeba64 --weight 0.1 \\
+    python benchmarks/feature_objective_probe.py --target attgan.celeba96 --weight 0.1 \\
         --images ../shared/data/celeba10k/images --limit 3
 
 ``--toward checker`` instead pulls every output toward a strong pattern (Ruiz et

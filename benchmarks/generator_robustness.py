@@ -26,8 +26,8 @@ evaluator on the whole test split (:mod:`targets.training.quality`).
 
 Run::
 
-    python benchmarks/generator_robustness.py --pack PACK64 --bundled attgan.celeba64 \\
-        [--bundled stargan.celeba96 ...] [--snapshot attgan.celeba64=RUN/snapshots/g_3360.pt] \\
+    python benchmarks/generator_robustness.py --pack PACK96 --bundled attgan.celeba96 \\
+        [--bundled stargan.celeba96 ...] [--snapshot attgan.celeba96=RUN/snapshots/g_10500.pt] \\
         [--quality] --faces 50 --out benchmarks/results/generator_robustness.json
 """
 

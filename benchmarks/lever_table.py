@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 SHORT = {"stargan.celeba96": "StarGAN", "stargan.celeba64": "StarGAN 64",
-         "cyclegan.utkface64": "CycleGAN", "attgan.celeba64": "AttGAN",
-         "faceswap.lfw64": "face swap"}
+         "attgan.celeba96": "AttGAN", "attgan.celeba64": "AttGAN 64",
+         "cyclegan.utkface64": "CycleGAN", "faceswap.lfw64": "face swap"}
 
 
 def label(run: dict) -> str:

@@ -26,7 +26,7 @@ from targets.training.export import MODELS
 
 DATASET = {name: info["dataset"] for name, info in MODELS.items()}
 # At most six conditions a picture; AttGAN's 13 are cut to the most telling.
-SHOWN = {"attgan.celeba64": ("Bald", "Bangs", "Blond_Hair", "Eyeglasses", "Male", "Young")}
+SHOWN = {"attgan.celeba96": ("Bald", "Bangs", "Blond_Hair", "Eyeglasses", "Male", "Young")}
 FACES = 4
 
 

@@ -109,7 +109,7 @@ def main() -> None:
     files = sorted(p for ident in LFW_IDENTITIES for p in (args.data / "lfw" / ident).glob("*.jpg"))
     step = max(1, len(files) // max(1, args.lfw))
     photos = files[::step][:args.lfw] + [HERE / "examples" / "astronaut.png"]
-    names = ["stargan.celeba96", "attgan.celeba64", "cyclegan.utkface64", "faceswap.lfw64"]
+    names = ["stargan.celeba96", "attgan.celeba96", "cyclegan.utkface64", "faceswap.lfw64"]
     models = [load_target(n) for n in names]  # loaded once, for every measurement
     stargan = models[0]
     results: dict[str, Any] = {"photos": [p.name for p in photos], "variants": {},

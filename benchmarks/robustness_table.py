@@ -17,8 +17,8 @@ from pathlib import Path
 LABELS = {"none": "as saved", "jpeg:75": "JPEG 75", "jpeg:50": "JPEG 50",
           "resize:0.5": "resize 50%", "blur:1.5": "blur 1.5"}
 SHORT = {"stargan.celeba96": "StarGAN", "stargan.celeba64": "StarGAN 64",
-         "cyclegan.utkface64": "CycleGAN", "attgan.celeba64": "AttGAN",
-         "faceswap.lfw64": "face swap"}
+         "attgan.celeba96": "AttGAN", "attgan.celeba64": "AttGAN 64",
+         "cyclegan.utkface64": "CycleGAN", "faceswap.lfw64": "face swap"}
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ set -eu
 FACES=$1; OUT=$2; FIRST=${3:-9401}; LIMIT=${4:-20}
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
-MODELS="${MODELS:-stargan.celeba96 attgan.celeba64 cyclegan.utkface64 faceswap.lfw64 pix2pix.celeba96}"
+MODELS="${MODELS:-stargan.celeba96 attgan.celeba96 cyclegan.utkface64 faceswap.lfw64 pix2pix.celeba96}"
 mkdir -p "$OUT"
 run() {  # NAME MODEL OPTIONS...
   local file="$OUT/$1.json" model=$2; shift 2

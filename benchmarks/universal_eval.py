@@ -15,7 +15,7 @@ and the disrupted fraction (Ruiz MSE > 0.05 on [-1, 1], per face and condition) 
 each model as saved and after JPEG 75.
 
 Train the perturbation first (on faces the test never uses), for example:
-    python benchmarks/train_universal.py --target stargan.celeba96 --target attgan.celeba64 \
+    python benchmarks/train_universal.py --target stargan.celeba96 --target attgan.celeba96 \
         --target cyclegan.utkface64 --target faceswap.lfw64 \
         --images ../shared/data/celeba10k/images --limit 1000 --steps 500 \
         --out runs/universal/bundled_mid.safetensors

@@ -26,7 +26,7 @@ HERE = Path(__file__).parent
 # One or two telling edits per bundled model; the summary covers every condition.
 SHOWN = {
     "stargan.celeba96": ("Blond_Hair", "Male"),
-    "attgan.celeba64": ("Eyeglasses", "Male"),
+    "attgan.celeba96": ("Eyeglasses", "Male"),
     "cyclegan.utkface64": ("to_old",),
     "faceswap.lfw64": ("as_George_W_Bush",),
 }

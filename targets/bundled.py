@@ -4,8 +4,8 @@ They make the default path work offline, without any official checkpoint:
 
 - ``stargan.celeba96``: StarGAN (yunjey/stargan architecture, narrower), CelebA,
   5 labels (Black_Hair, Blond_Hair, Brown_Hair, Male, Young), 96x96.
-- ``attgan.celeba64``: AttGAN (elvisyjlin/AttGAN-PyTorch architecture), CelebA,
-  the 13 official attributes, 64x64.
+- ``attgan.celeba96``: AttGAN (elvisyjlin/AttGAN-PyTorch architecture), CelebA,
+  the 13 official attributes, 96x96 (the official 5-layer depth).
 - ``cyclegan.utkface64``: two CycleGAN ResNet generators, UTKFace young (15-29)
   <-> old (50+), 64x64, in one module.
 - ``faceswap.lfw64``: the classic deepfake autoencoder (shared encoder, one decoder
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -143,8 +144,8 @@ SPECS: dict[str, BundledSpec] = {
                     "bundled StarGAN, CelebA 5 labels (hair colour, Male, Young), 96x96; "
                     "condition k = one-hot label k",
                     (-1.0, 1.0), STARGAN_ATTRS),
-        BundledSpec("attgan.celeba64", "attgan_celeba64.safetensors",
-                    "bundled AttGAN, CelebA 13 attributes, 64x64; condition k = attribute k "
+        BundledSpec("attgan.celeba96", "attgan_celeba96.safetensors",
+                    "bundled AttGAN, CelebA 13 attributes, 96x96; condition k = attribute k "
                     "on, the rest off (0/1, scaled to +-0.5 inside)",
                     (-1.0, 1.0), _attgan_attrs(), _attgan_call),
         BundledSpec("cyclegan.utkface64", "cyclegan_utkface64.safetensors",
@@ -265,6 +266,35 @@ def _paths(name: str, weights: Path | None) -> tuple[Path, Path]:
     return weights, weights.with_suffix(".json")
 
 
+_PART = re.compile(r"^(?P<key>.+)::part(?P<i>\d+)of(?P<n>\d+)$")
+
+
+def part_key(key: str, i: int, n: int) -> str:
+    """The stored name of part ``i`` (0-based) of ``n`` of a tensor too big for one shard."""
+    return f"{key}::part{i + 1}of{n}"
+
+
+def join_parts(state: Mapping[str, Tensor], origin: Path) -> dict[str, Tensor]:
+    """``state`` with every tensor stored in parts (:func:`part_key`) joined back along
+    its first dimension; raises ``CheckpointError`` when a part is missing."""
+    out: dict[str, Tensor] = {}
+    parts: dict[str, dict[int, Tensor]] = {}
+    counts: dict[str, int] = {}
+    for key, value in state.items():
+        m = _PART.match(key)
+        if m is None:
+            out[key] = value
+            continue
+        parts.setdefault(m["key"], {})[int(m["i"])] = value
+        counts[m["key"]] = int(m["n"])
+    for key, got in parts.items():
+        if sorted(got) != list(range(1, counts[key] + 1)):
+            raise CheckpointError(f"{origin}: {key} is stored in {counts[key]} parts, "
+                                  f"found parts {sorted(got)}")
+        out[key] = torch.cat([got[i] for i in sorted(got)], dim=0)
+    return out
+
+
 def shards_digest(shard_sha256s: Sequence[str]) -> str:
     """The card's ``sha256`` of a sharded model: sha256 of its shards' hex digests, in order."""
     return hashlib.sha256("".join(shard_sha256s).encode("ascii")).hexdigest()
@@ -346,7 +376,7 @@ def load_bundled(name: str, weights: Path | None = None) -> GeneratorTarget:
     state: dict[str, Tensor] = {}
     for path, sha in files:
         state.update(load_fp16_state(path, sha))
-    load_state_dict_strict(net, state, wpath)
+    load_state_dict_strict(net, join_parts(state, wpath), wpath)
     return make_target(name, net, cast(Mode, mode), _card_input_size(card, cpath))
 
 

@@ -89,16 +89,16 @@ def test_tampered_weights_fail_loudly(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_a_tampered_shard_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import targets.bundled as bundled
 
-    card = _card("attgan.celeba64")
-    assert len(card["shards"]) == 2
+    card = _card("attgan.celeba96")
+    assert len(card["shards"]) >= 2
     shard = _copy_weights_flipping_a_byte(tmp_path, card["shards"][1]["file"])
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
-        bundled.load_bundled("attgan.celeba64")
+        bundled.load_bundled("attgan.celeba96")
     shard.unlink()
-    assert not bundled.weights_installed("attgan.celeba64")
+    assert not bundled.weights_installed("attgan.celeba96")
     with pytest.raises(CheckpointError, match="not installed"):
-        bundled.load_bundled("attgan.celeba64")
+        bundled.load_bundled("attgan.celeba96")
 
 
 def test_shards_split_a_state_dict_and_load_back(tmp_path: Path) -> None:
@@ -110,6 +110,22 @@ def test_shards_split_a_state_dict_and_load_back(tmp_path: Path) -> None:
     assert all(torch.equal(merged[k], state[k]) for k in state)
     assert save_fp16_shards(state, tmp_path / "one.safetensors") == [tmp_path / "one.safetensors"]
     assert MAX_SHARD_BYTES < MAX_FILE_BYTES
+
+
+def test_a_tensor_over_the_shard_size_is_stored_in_parts_and_joined(tmp_path: Path) -> None:
+    import targets.bundled as bundled
+
+    big = torch.arange(7 * 30, dtype=torch.float32).reshape(7, 30)  # 420 bytes in fp16
+    state = {"small": torch.ones(3), "big": big}
+    files = save_fp16_shards(state, tmp_path / "m.safetensors", max_bytes=150)
+    assert all(f.stat().st_size < 150 + 400 for f in files)  # header + at most 150 bytes
+    stored = {k: v for f in files for k, v in load_fp16_state(f, None).items()}
+    assert sorted(stored) == ["big::part1of3", "big::part2of3", "big::part3of3", "small"]
+    joined = bundled.join_parts(stored, tmp_path)
+    assert list(joined) == ["small", "big"] and torch.equal(joined["big"], big)
+    del stored["big::part2of3"]
+    with pytest.raises(CheckpointError, match="big is stored in 3 parts"):
+        bundled.join_parts(stored, tmp_path)
 
 
 def _celeba_faces(n: int = 4) -> torch.Tensor:

@@ -410,11 +410,11 @@ def test_a_missing_bundled_model_is_a_warning(monkeypatch: pytest.MonkeyPatch,
 
     real = targets.bundled.weights_installed
     monkeypatch.setattr(targets.bundled, "weights_installed",
-                        lambda name, weights=None: name != "attgan.celeba64" and real(name))
+                        lambda name, weights=None: name != "attgan.celeba96" and real(name))
     with caplog.at_level(logging.WARNING):
         names = disrupt.api.default_targets()
-    assert "attgan.celeba64" not in names
-    assert "attgan.celeba64 is not installed" in caplog.text
+    assert "attgan.celeba96" not in names
+    assert "attgan.celeba96 is not installed" in caplog.text
 
 
 def test_a_damaged_evaluator_is_named_not_called_absent(tmp_path: Path,

@@ -34,7 +34,7 @@ def test_readme_quick_start(tmp_path: Path) -> None:
     assert summary["perceptibility"]["linf_255"] <= 16 + 1e-4  # mid: the cap
     assert summary["attack"]["psnr_floor"] == 33.0
     assert {d["target"].split("@")[0] for d in summary["disruption"]} == {
-        "stargan.celeba96", "attgan.celeba64", "cyclegan.utkface64", "faceswap.lfw64"}
+        "stargan.celeba96", "attgan.celeba96", "cyclegan.utkface64", "faceswap.lfw64"}
 
 
 def test_protect_example_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -224,7 +224,7 @@ def test_bundled_names_and_missing_weights(tmp_path: Path) -> None:
     from targets import target_info
     from targets.bundled import BUNDLED_DEFAULT, load_bundled, weights_installed
 
-    assert BUNDLED_DEFAULT == ("stargan.celeba96", "attgan.celeba64", "cyclegan.utkface64",
+    assert BUNDLED_DEFAULT == ("stargan.celeba96", "attgan.celeba96", "cyclegan.utkface64",
                                "faceswap.lfw64")
     for name in BUNDLED_DEFAULT:
         info = target_info(name)

@@ -5,7 +5,7 @@ Pixel distances (Ruiz MSE) say the output changed; a separately trained classifi
 manipulator asked for still shows. For condition ``c`` the edit *succeeds* on an
 image when the evaluator finds the requested label on ``G(image, c)``:
 
-- CelebA attribute edits (``stargan.celeba96``, ``attgan.celeba64``): the attribute
+- CelebA attribute edits (``stargan.celeba96``, ``attgan.celeba96``): the attribute
   named by the condition has a positive logit (independent sigmoids).
 - Age (``cyclegan.utkface64``): ``to_old`` -> the age group ``old`` wins the
   argmax, ``to_young`` -> ``young``.
@@ -31,7 +31,7 @@ __all__ = ["EVALUATED_TARGETS", "SemanticJudge", "expected_label", "load_judges"
 #: Bundled target -> the dataset whose evaluator judges its edits.
 EVALUATED_TARGETS: dict[str, str] = {
     "stargan.celeba96": "celeba",
-    "attgan.celeba64": "celeba",
+    "attgan.celeba96": "celeba",
     "cyclegan.utkface64": "utkface",
     "faceswap.lfw64": "lfw",
 }

@@ -148,9 +148,22 @@ def save_fp16_shards(tensors: Mapping[str, Tensor], path: Path,
     """:func:`save_fp16_safetensors`, split into shards of at most ``max_bytes`` each.
 
     A state dict that fits is written to ``path`` itself; a bigger one to
-    ``<stem>-00001-of-0000N.safetensors`` beside it (whole tensors, in key order; a
-    single tensor over ``max_bytes`` gets a shard of its own). Returns the files.
+    ``<stem>-00001-of-0000N.safetensors`` beside it (tensors in key order). A single
+    tensor over ``max_bytes`` is cut along its first dimension into parts named by
+    :func:`targets.bundled.part_key`, which the loader joins back. Returns the files.
     """
+    from targets.bundled import part_key
+
+    pieces: dict[str, Tensor] = {}
+    for key, value in tensors.items():
+        nbytes = value.numel() * (2 if value.is_floating_point() else value.element_size())
+        n = -(-nbytes // max_bytes)  # ceil
+        if n > 1 and value.dim() > 0 and value.shape[0] >= n:
+            for i, part in enumerate(torch.tensor_split(value, n, dim=0)):
+                pieces[part_key(key, i, n)] = part
+        else:
+            pieces[key] = value
+    tensors = pieces
     groups: list[dict[str, Tensor]] = [{}]
     size = 0
     for key, value in tensors.items():

@@ -18,7 +18,7 @@ from targets.training.common import save_fp16_shards, write_json
 
 MODELS: dict[str, dict[str, str]] = {
     "stargan.celeba96": {"run": "stargan", "dataset": "celeba", "module": "stargan_train"},
-    "attgan.celeba64": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
+    "attgan.celeba96": {"run": "attgan", "dataset": "celeba", "module": "attgan_train"},
     "cyclegan.utkface64": {"run": "cyclegan", "dataset": "utkface", "module": "cyclegan_train"},
     "faceswap.lfw64": {"run": "faceswap", "dataset": "lfw", "module": "faceswap_train"},
     # Distilled from a trained StarGAN, so it trains after its teacher (not in run_all).
@@ -59,7 +59,7 @@ PAPERS = {
     "stargan.celeba96": "Y. Choi et al. StarGAN: Unified Generative Adversarial Networks for "
                         "Multi-Domain Image-to-Image Translation. CVPR 2018 "
                         "(architecture after yunjey/stargan, MIT).",
-    "attgan.celeba64": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
+    "attgan.celeba96": "Z. He et al. AttGAN: Facial Attribute Editing by Only Changing What You "
                        "Want. IEEE TIP 2019 (architecture after elvisyjlin/AttGAN-PyTorch, MIT).",
     "cyclegan.utkface64": "J.-Y. Zhu et al. Unpaired Image-to-Image Translation using "
                           "Cycle-Consistent Adversarial Networks. ICCV 2017 (architecture after "
