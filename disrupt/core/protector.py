@@ -47,7 +47,7 @@ __all__ = [
 #: The protector trained against the four bundled models at the ``mid`` budget; its
 #: card ``protector_bundled_mid.md`` says how it was trained and what it achieves.
 BUNDLED_PROTECTOR = WEIGHTS_DIR / "protector_bundled_mid.safetensors"
-BUNDLED_PROTECTOR_SHA256 = "8482f7f35df73899d61f39271c990b41d796142c581ace25b6e7fa7b5fb0c1f9"
+BUNDLED_PROTECTOR_SHA256 = "20fdafa004345eb5a1b2ab8208c7da4c60dabb0bab2538f3852e477a1da9a879"
 PROTECTOR_FORMAT = "disrupt-protector-v1"
 #: How many scale-and-clamp rounds :func:`fit_to_budget` takes to fill the L2 radius.
 FIT_ROUNDS = 4

@@ -46,7 +46,7 @@ __all__ = [
 #: (``protect(universal="bundled")``, ``disrupt protect --fast``); see its card
 #: ``universal_bundled_mid.md`` for how it was trained and what it achieves.
 BUNDLED_UNIVERSAL = WEIGHTS_DIR / "universal_bundled_mid.safetensors"
-BUNDLED_UNIVERSAL_SHA256 = "9152868a165d2e7480cd18166a28462e0e508e01529df59b9d4a66be478b0118"
+BUNDLED_UNIVERSAL_SHA256 = "0ccb8b8939dfe1c4db1c196784c8f117841de6e25840884228a7f7a89e2c2679"
 
 
 def save_universal(path: str | Path, delta: Tensor, *, eps: float,
