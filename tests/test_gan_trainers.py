@@ -20,7 +20,7 @@ from targets.attgan import CELEBA_ATTRS, AttGANGenerator
 from targets.cyclegan import ResnetGenerator
 from targets.stargan import StarGANGenerator
 from targets.training import attgan_train, cyclegan_train, stargan_train
-from targets.training.cli import apply_overrides
+from targets.training.cli import apply_overrides, parse_cli
 from targets.training.data import FaceSet, load_faces, pack_faces
 from targets.training.gan_common import (
     GanTrainer,
@@ -28,7 +28,7 @@ from targets.training.gan_common import (
     gradient_penalty,
     sample_target_labels,
 )
-from targets.training.loop import RunOptions, train
+from targets.training.loop import RunOptions, lr_factor, train
 
 CPU = torch.device("cpu")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -391,3 +391,29 @@ def test_install_exports_a_96px_stargan_with_its_measured_card(
 def test_cli_reports_a_missing_pack(tmp_path: Path) -> None:
     assert stargan_train.main(["--pack", str(tmp_path / "none.npz"), "--out",
                                str(tmp_path)]) == 2
+
+
+def test_lr_decay_is_linear_and_a_resumed_run_may_add_it(tmp_path: Path) -> None:
+    assert [lr_factor(i, (4, 8)) for i in (0, 4, 6, 8, 9)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert lr_factor(100, None) == 1.0
+    trainer = make_trainer("stargan")
+    base = {k: o.param_groups[0]["lr"] for k, o in trainer.optims.items()}
+    train(trainer, RunOptions(out=tmp_path, seconds=600, iters=2))  # constant rate
+    resumed = make_trainer("stargan")
+    card = train(resumed, RunOptions(out=tmp_path, seconds=600, iters=4, resume=True,
+                                     lr_decay=(1, 5)))
+    assert card["resumed_from_iteration"] == 2 and card["iterations"] == 4
+    assert card["lr_decay"] == [1, 5]
+    # The last step ran at iteration 3: (5 - 3) / (5 - 1) of the base rate.
+    for k, opt in resumed.optims.items():
+        assert opt.param_groups[0]["lr"] == pytest.approx(base[k] * 0.5)
+    with pytest.raises(ValueError, match="lr_decay"):
+        train(make_trainer("stargan"), RunOptions(out=tmp_path / "x", seconds=600, iters=1,
+                                                  lr_decay=(5, 5)))
+
+
+def test_cli_reads_lr_decay() -> None:
+    args = parse_cli(["--pack", "p.npz", "--out", "o", "--lr-decay", "5458:8500"], "stargan")
+    assert args.lr_decay == (5458, 8500)
+    with pytest.raises(SystemExit):
+        parse_cli(["--pack", "p.npz", "--out", "o", "--lr-decay", "9:3"], "stargan")

@@ -41,6 +41,7 @@ class CliArgs:
     smoke: bool
     device: str
     overrides: Mapping[str, str] = field(default_factory=dict)
+    lr_decay: tuple[int, int] | None = None
 
 
 ConfigT = TypeVar("ConfigT")
@@ -83,7 +84,16 @@ def parse_cli(argv: Sequence[str] | None, model: str) -> CliArgs:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyper-parameter of the model's config (repeatable), "
                         "e.g. --set n_critic=5 --set batch_size=32")
+    p.add_argument("--lr-decay", default=None, metavar="START:END",
+                   help="learning rates fall linearly to 0 from iteration START to END "
+                        "(a schedule: a resumed run may add it)")
     a = p.parse_args(argv)
+    lr_decay = None
+    if a.lr_decay is not None:
+        start, sep, end = a.lr_decay.partition(":")
+        if not (sep and start.isdigit() and end.isdigit() and int(start) < int(end)):
+            p.error(f"--lr-decay takes START:END with START < END, got {a.lr_decay!r}")
+        lr_decay = (int(start), int(end))
     iters = a.iters if a.iters is not None else (SMOKE_ITERS if a.smoke else 10**9)
     overrides: dict[str, str] = {}
     for item in a.overrides:
@@ -92,7 +102,7 @@ def parse_cli(argv: Sequence[str] | None, model: str) -> CliArgs:
             p.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
     return CliArgs(a.pack, a.out, a.seconds, iters, a.seed, a.resume, a.smoke, a.device,
-                   overrides)
+                   overrides, lr_decay)
 
 
 def resolve_device(args: CliArgs) -> torch.device:
@@ -154,7 +164,8 @@ def main_for(model: str, build: TrainerFactory, argv: Sequence[str] | None = Non
     device = resolve_device(args)
     torch.manual_seed(args.seed)
     trainer, data_info = build(args, device)
-    opts = RunOptions(out=args.out, seconds=args.seconds, iters=args.iters, resume=args.resume)
+    opts = RunOptions(out=args.out, seconds=args.seconds, iters=args.iters, resume=args.resume,
+                      lr_decay=args.lr_decay)
     summary = train(trainer, opts, start=start, data_info=data_info)
     print(f"{model}: {summary['iterations']} iterations ({summary['it_per_s']} it/s) in "
           f"{summary['seconds_this_run']} s on {summary['device']}; "

@@ -39,6 +39,25 @@ class RunOptions:
     resume: bool = False
     save_interval_s: float = SAVE_INTERVAL_S
     log_interval_s: float = LOG_INTERVAL_S
+    #: ``(start, end)``: every learning rate falls linearly from its value at ``start``
+    #: to 0 at ``end`` iterations, as the official StarGAN and AttGAN end their runs.
+    #: A schedule, not a hyper-parameter: a resumed run may add one.
+    lr_decay: tuple[int, int] | None = None
+
+
+def lr_factor(iteration: int, decay: tuple[int, int] | None) -> float:
+    """The share of the base learning rate at ``iteration`` under ``decay`` (1 before it)."""
+    if decay is None or iteration < decay[0]:
+        return 1.0
+    start, end = decay
+    return max(0.0, (end - iteration) / (end - start))
+
+
+def _apply_lr(optims: Mapping[str, torch.optim.Optimizer], factor: float) -> None:
+    # The base rate is kept in the param group, so it survives a checkpoint round trip.
+    for opt in optims.values():
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
 
 class _LossMeter:
@@ -138,6 +157,7 @@ def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
             "device": hardware_name(trainer.device),
             "torch": torch.__version__,
             "bf16_autocast": trainer.amp,
+            "lr_decay": list(opts.lr_decay) if opts.lr_decay else None,
             "data": dict(data_info or {}),
             "final_losses": last_losses,
             "history": history,
@@ -148,7 +168,11 @@ def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
         write_json(summary, run_dir / "train.json")
         return summary
 
+    if opts.lr_decay is not None and not 0 <= opts.lr_decay[0] < opts.lr_decay[1]:
+        raise ValueError(f"lr_decay {opts.lr_decay}: need 0 <= start < end")
     while trainer.iteration < opts.iters and time.monotonic() < deadline:
+        if opts.lr_decay is not None:
+            _apply_lr(trainer.optims, lr_factor(trainer.iteration, opts.lr_decay))
         meter.add(trainer.step())
         now = time.monotonic()
         if now - last_log >= opts.log_interval_s:
