@@ -14,11 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
+from lever_table import SHORT  # the models' short names, shared by the table scripts
+
 LABELS = {"none": "as saved", "jpeg:75": "JPEG 75", "jpeg:50": "JPEG 50",
           "resize:0.5": "resize 50%", "blur:1.5": "blur 1.5"}
-SHORT = {"stargan.celeba96": "StarGAN", "stargan.celeba64": "StarGAN 64",
-         "attgan.celeba96": "AttGAN", "attgan.celeba64": "AttGAN 64",
-         "cyclegan.utkface64": "CycleGAN", "faceswap.lfw64": "face swap"}
 
 
 def main() -> None:
