@@ -26,13 +26,16 @@ def main() -> None:
     parser.add_argument("--prefix", default="robustness_")
     parser.add_argument("--model", action="append", default=None)
     args = parser.parse_args()
-    models = args.model or ["stargan.celeba96", "cyclegan.utkface64"]
 
     runs = [(s, json.loads((args.results / f"{args.prefix}{s}.json").read_text()))
             for s in ("low", "mid", "high")
             if (args.results / f"{args.prefix}{s}.json").exists()]
     if not runs:
         parser.error(f"no {args.prefix}*.json in {args.results}")
+    # By default the StarGAN and CycleGAN that the runs attacked (the files may predate
+    # today's bundled set).
+    models = args.model or [m for family in ("stargan", "cyclegan")
+                            for m in runs[0][1]["targets"] if m.split(".")[0] == family]
     names = " / ".join(SHORT.get(m, m) for m in models)
     print("| strength | faces | PSNR dB | SSIM | s/face | "
           + " | ".join(f"{LABELS[c]} ({names})" for c in LABELS) + " |")
