@@ -22,7 +22,7 @@ import torch
 
 from disrupt.bench.protector_train import ProtectorConfig, train_protector
 from disrupt.bench.universal_train import load_face_folder
-from disrupt.core.protector import save_protector
+from disrupt.core.protector import load_protector, save_protector
 from disrupt.core.universal import load_universal
 from disrupt.errors import DisruptError
 
@@ -42,6 +42,13 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=1.0, help="balanced objective's")
     parser.add_argument("--conditions-per-step", type=int, default=1)
     parser.add_argument("--every", type=int, default=50, help="validate/checkpoint every N")
+    parser.add_argument("--jpeg-share", type=float, default=0.5,
+                        help="probability that a step's EOT draw is a JPEG (50-95)")
+    parser.add_argument("--validation-jpeg", type=int, default=75,
+                        help="also validate after a real JPEG at this quality; 0: as saved only")
+    parser.add_argument("--init", default=None,
+                        help="fine-tune this protector ('bundled' or a .safetensors file) "
+                             "instead of starting from the universal perturbation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-minutes", type=float, default=None)
@@ -66,7 +73,8 @@ def main() -> None:
     config = ProtectorConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              width=args.width, objective=args.objective, margin=args.margin,
                              conditions_per_step=args.conditions_per_step, seed=args.seed,
-                             every=args.every)
+                             every=args.every, jpeg_share=args.jpeg_share,
+                             validation_jpeg=args.validation_jpeg or None)
     args.folder.mkdir(parents=True, exist_ok=True)
     (args.folder / "command.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "config": config.__dict__},
@@ -78,6 +86,7 @@ def main() -> None:
     net, state = train_protector(
         targets, train, validation, config, folder=args.folder,
         start=universal / float(universal.abs().max()), names=names,
+        init=None if args.init is None else load_protector(args.init),
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60, progress=show)
     print(f"step {state.step}, best validation {state.best_score:.3f} at step "
           f"{state.best_step}, {state.seconds:.0f} s in all", flush=True)

@@ -257,6 +257,41 @@ def test_resume_refuses_other_hyper_parameters(tmp_path: Path) -> None:
         train(other, RunOptions(out=tmp_path, seconds=600, iters=2, resume=True))
 
 
+def test_fine_tune_continues_with_new_loss_weights_and_records_them(tmp_path: Path) -> None:
+    def stronger() -> stargan_train.StarGANTrainer:
+        return stargan_train.StarGANTrainer(
+            apply_overrides(stargan_train.StarGANConfig.smoke(), {"lambda_cls": "3"}),
+            celeba_like(), CPU)
+
+    train(make_trainer("stargan"), RunOptions(out=tmp_path, seconds=600, iters=2))
+    saved_d = torch.load(tmp_path / "stargan" / "ckpt.pt", weights_only=True)["trainer"]
+    with pytest.raises(SystemExit, match="lambda_cls"):
+        train(stronger(), RunOptions(out=tmp_path, seconds=600, iters=3, resume=True))
+    # With no step left to take, a fine-tune holds the checkpoint's networks (the
+    # discriminator, updated every iteration, differs from a fresh one).
+    held = stronger()
+    fresh_d = _params(held.nets["D"])
+    card = train(held, RunOptions(out=tmp_path, seconds=600, iters=2, resume=True,
+                                  fine_tune=True))
+    assert _changed(fresh_d, held.nets["D"])
+    for k, v in held.nets["D"].state_dict().items():
+        assert torch.equal(v, saved_d["nets"]["D"][k]), k
+    change = [{"iteration": 2, "changed": {"lambda_cls": [1.0, 3.0]}}]
+    assert card["config_changes"] == change and card["config"]["lambda_cls"] == 3.0
+    # It trains on with the new weight; a later plain resume keeps the record.
+    tuned = stronger()
+    card = train(tuned, RunOptions(out=tmp_path, seconds=600, iters=3, resume=True))
+    assert card["resumed_from_iteration"] == 2 and card["iterations"] == 3
+    assert card["config_changes"] == change and tuned.weights.lambda_g_cls == 3.0
+
+
+def test_cli_fine_tune_implies_resume() -> None:
+    args = parse_cli(["--pack", "p.npz", "--out", "o", "--fine-tune", "--set",
+                      "lambda_cls=2"], "stargan")
+    assert args.resume and args.fine_tune and args.overrides == {"lambda_cls": "2"}
+    assert not parse_cli(["--pack", "p.npz", "--out", "o"], "stargan").fine_tune
+
+
 def test_wall_clock_budget_stops_the_loop_but_still_writes_outputs(tmp_path: Path) -> None:
     card = train(make_trainer("cyclegan"), RunOptions(out=tmp_path, seconds=0.0, iters=100))
     assert card["iterations"] == 0
@@ -417,3 +452,15 @@ def test_cli_reads_lr_decay() -> None:
     assert args.lr_decay == (5458, 8500)
     with pytest.raises(SystemExit):
         parse_cli(["--pack", "p.npz", "--out", "o", "--lr-decay", "9:3"], "stargan")
+
+
+def test_card_says_where_a_model_was_fine_tuned() -> None:
+    from targets.training.export import markdown_card
+
+    card = {"name": "stargan.x", "licence": "research only",
+            "data": {"preprocessing_and_splits": "s", "split_used": "generator", "citation": "c"},
+            "training": {"iterations": 9, "seconds": 1.0, "hardware": "cpu",
+                         "hyper_parameters": {"lambda_cls": 3.0},
+                         "config_changes": [{"iteration": 5,
+                                             "changed": {"lambda_cls": [1.0, 3.0]}}]}}
+    assert "- fine-tuned from iteration 5 with lambda_cls 1.0 -> 3.0" in markdown_card(card)

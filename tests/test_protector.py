@@ -18,6 +18,7 @@ from disrupt.api import protect
 from disrupt.bench.protector_train import (
     ProtectorConfig,
     _step_score,
+    evaluate_protector,
     protect_batch,
     train_protector,
 )
@@ -79,6 +80,64 @@ def test_training_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert state.step == 4
     for key, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_training_can_start_from_a_trained_protector(tmp_path: Path) -> None:
+    targets = [load_target("stargan.tiny")]
+    train, held_out = _faces(8, 0), _faces(2, 1)
+    first, _ = train_protector(targets, train, held_out, TINY, folder=tmp_path / "a")
+    none = ProtectorConfig(**{**TINY.__dict__, "steps": 0})
+    same, _ = train_protector(targets, train, held_out, none, folder=tmp_path / "b", init=first)
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, same.state_dict()[key]), key
+    wider = ProtectorConfig(**{**TINY.__dict__, "width": 8})
+    with pytest.raises(ValueError, match="width 4"):
+        train_protector(targets, train, held_out, wider, folder=tmp_path / "c", init=first)
+
+
+def _patterned_net() -> PerturbationNet:
+    """A tiny untrained net whose output is a fixed random pattern."""
+    net = PerturbationNet(width=TINY.width, size=TINY.size)
+    with torch.no_grad():
+        net.pattern.copy_(torch.randn(net.pattern.shape,
+                                      generator=torch.Generator().manual_seed(0)))
+    return net
+
+
+def test_validation_scores_the_jpeg_channel_too() -> None:
+    targets = [load_target("stargan.tiny")]
+    net = _patterned_net()
+    images = _faces(4, 2)
+    loud = ProtectorConfig(**{**TINY.__dict__, "psnr": 25.0, "perceptual": False,
+                              "cap": 0.3, "validation_jpeg": 5})
+    both = evaluate_protector(net, targets, images, loud)
+    saved_only = evaluate_protector(net, targets, images,
+                                    ProtectorConfig(**{**loud.__dict__, "validation_jpeg": None}))
+    assert set(both) == {"stargan.tiny", "stargan.tiny@jpeg5", "mean"}
+    assert set(saved_only) == {"stargan.tiny", "mean"}
+    assert both["stargan.tiny"] == saved_only["stargan.tiny"] == 1.0
+    assert both["mean"] == pytest.approx((both["stargan.tiny"] + both["stargan.tiny@jpeg5"]) / 2)
+    assert both["stargan.tiny@jpeg5"] < 1.0  # JPEG 5 removes part of a 25 dB pattern
+    # The original goes through the JPEG too: a 50 dB change disrupts nothing after it
+    # (against the clean original, JPEG 30's own change would count as disruption).
+    faint = ProtectorConfig(**{**loud.__dict__, "psnr": 50.0, "validation_jpeg": 30})
+    assert evaluate_protector(net, targets, images, faint)["stargan.tiny@jpeg30"] == 0.0
+
+
+def test_jpeg_share_decides_whether_a_step_sees_jpeg() -> None:
+    targets = [load_target("stargan.tiny")]
+    net = _patterned_net()
+    x = _faces(2, 4)
+    every = {**TINY.__dict__, "conditions_per_step": 100}  # only the EOT draw is random
+
+    def score(**changes: object) -> Tensor:
+        with torch.no_grad():
+            return _step_score(net, targets, x, ProtectorConfig(**{**every, **changes}),
+                               torch.Generator().manual_seed(5))
+
+    plain = score(eot=False)
+    assert torch.equal(score(eot=True, jpeg_share=0.0), plain)
+    assert not torch.allclose(score(eot=True, jpeg_share=1.0), plain)
 
 
 def test_fit_to_budget_fills_the_radius_under_the_caps() -> None:

@@ -7,10 +7,15 @@ texture caps, PSNR floor), and ascends the mean over targets of the default pres
 objective (:class:`~disrupt.core.objectives.AwayFromClean`; or, with
 ``objective="balanced"``, :class:`~disrupt.core.objectives.BalancedAway`) in
 expectation over what happens to a posted photo: JPEG 50-95 or none
-(:data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS`) on the whole crop, then a crop
+(:class:`~disrupt.core.transforms.RandomJPEG`, drawn with probability ``jpeg_share``)
+on the whole crop, then a crop
 drawn from :class:`~disrupt.core.crops.CropJitter` resized to each model's input.
 Each step scores ``conditions_per_step`` conditions per target drawn at random (an
 unbiased estimate of the mean over conditions at a fraction of the cost).
+
+Validation scores the held-apart faces as saved and, with ``validation_jpeg``, after a
+real (Pillow) JPEG round trip as well: as-saved disruption saturates early, so a
+validation of it alone cannot tell checkpoints apart on what a posted photo meets.
 
 Training state (network, optimizer, step, random state, best validation) is
 checkpointed to a folder after every validation, so an interrupted run resumes
@@ -35,7 +40,8 @@ from disrupt.core.faces import Box
 from disrupt.core.masking import texture_caps
 from disrupt.core.objectives import AwayFromClean, BalancedAway
 from disrupt.core.protector import PerturbationNet, fit_to_budget, protector_raw, save_protector
-from disrupt.core.transforms import JPEG_EOT_TRANSFORMS
+from disrupt.core.transforms import RandomJPEG
+from disrupt.eval.channels import jpeg
 from disrupt.eval.evaluation import measure_disruption
 from targets.base import Target
 
@@ -63,6 +69,12 @@ class ProtectorConfig:
     margin: float = 1.0
     conditions_per_step: int = 1
     eot: bool = True
+    #: With ``eot``, the probability that a step's draw is a JPEG (quality 50-95) rather
+    #: than no transform. 0.5 is the full attack's default EOT
+    #: (a uniform draw over :data:`~disrupt.core.transforms.JPEG_EOT_TRANSFORMS`).
+    jpeg_share: float = 0.5
+    #: Also validate after a real JPEG round trip at this quality (``None``: as saved only).
+    validation_jpeg: int | None = 75
     crop_jitter: bool = True
     seed: int = 0
     #: Validate (and checkpoint) every this many steps.
@@ -106,10 +118,8 @@ def _step_score(net: PerturbationNet, targets: Sequence[Target], x: Tensor,
                 config: ProtectorConfig, generator: torch.Generator) -> Tensor:
     """The balanced score ``(B,)`` of one draw (EOT transform, crop, conditions)."""
     x_adv = protect_batch(net, x, config)
-    if config.eot:
-        family = JPEG_EOT_TRANSFORMS[int(torch.randint(len(JPEG_EOT_TRANSFORMS), (1,),
-                                                       generator=generator))]
-        x_adv = family.sample(generator)(x_adv)
+    if config.eot and float(torch.rand((), generator=generator)) < config.jpeg_share:
+        x_adv = RandomJPEG().sample(generator)(x_adv)
     whole = Box(0, 0, x.shape[-1], x.shape[-2])
     box = CropJitter().draw(whole, (x.shape[-2], x.shape[-1]), generator) \
         if config.crop_jitter else whole
@@ -129,18 +139,27 @@ def _step_score(net: PerturbationNet, targets: Sequence[Target], x: Tensor,
 def evaluate_protector(net: PerturbationNet, targets: Sequence[Target], images: Tensor,
                        config: ProtectorConfig) -> dict[str, float]:
     """Per target, the fraction of (image, condition) outputs disrupted (Ruiz MSE > 0.05)
-    when ``images`` ``(N, 3, S, S)`` are protected whole and rounded to 8 bits; plus
-    ``"mean"``, the mean over targets."""
+    when ``images`` ``(N, 3, S, S)`` are protected whole and rounded to 8 bits; with
+    ``config.validation_jpeg`` also after that JPEG round trip of both the original and
+    the protected faces (keys ``"<target>@jpeg<quality>"``); plus ``"mean"``, the mean
+    over all of them."""
     with torch.no_grad():
         x_adv = torch.cat([protect_batch(net, images[i : i + 8], config)
                            for i in range(0, images.shape[0], 8)])
         x_adv = (x_adv * 255).round() / 255
-        rows = measure_disruption(targets, images, x_adv)
-    out: dict[str, float] = {}
-    for target in targets:
-        hits = [d.disrupted for row in rows for d in row if d.target == target.name]
-        out[target.name] = sum(hits) / max(1, len(hits))
-    out["mean"] = sum(out.values()) / max(1, len(targets))
+        # (clean, protected) per channel; JPEG goes through both, as the benchmarks
+        # compare G(channel(protected)) with G(channel(original)).
+        channels = {"": (images, x_adv)}
+        if config.validation_jpeg is not None:
+            q = config.validation_jpeg
+            channels[f"@jpeg{q}"] = (jpeg(images, q), jpeg(x_adv, q))
+        out: dict[str, float] = {}
+        for suffix, (clean, seen) in channels.items():
+            rows = measure_disruption(targets, clean, seen)
+            for target in targets:
+                hits = [d.disrupted for row in rows for d in row if d.target == target.name]
+                out[target.name + suffix] = sum(hits) / max(1, len(hits))
+    out["mean"] = sum(out.values()) / max(1, len(out))
     return out
 
 
@@ -161,6 +180,7 @@ def train_protector(
     *,
     folder: str | Path,
     start: Tensor | None = None,
+    init: PerturbationNet | None = None,
     names: Sequence[str] = (),
     max_seconds: float | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
@@ -178,6 +198,8 @@ def train_protector(
             existing ``last.pt`` is resumed.
         start: a ``(3, size, size)`` pattern to initialise the net's image-independent
             part with (e.g. the bundled universal perturbation over its eps).
+        init: a trained protector of the same width and size to start from instead
+            (fine-tuning it); ``start`` is then ignored.
         names: target names recorded in the weights' metadata.
         max_seconds: stop (after a checkpoint) once this much time has run in this call.
         progress: called with each validation's log entry.
@@ -188,10 +210,16 @@ def train_protector(
     net = PerturbationNet(width=config.width, size=config.size)
     # A zero pattern would give the budget fit no direction to scale. At a tenth of the
     # net's output scale, Adam's steps move it (and the U-Net's share) quickly.
-    with torch.no_grad():
-        pattern = start if start is not None else torch.randn(
-            net.pattern.shape, generator=torch.Generator().manual_seed(config.seed))
-        net.pattern.copy_(0.1 * pattern / pattern.abs().max().clamp_min(1e-12))
+    if init is not None:
+        if (init.width, init.size) != (config.width, config.size):
+            raise ValueError(f"init protector is width {init.width}, size {init.size}; "
+                             f"the config wants {config.width}, {config.size}")
+        net.load_state_dict(init.state_dict(), strict=True)
+    else:
+        with torch.no_grad():
+            pattern = start if start is not None else torch.randn(
+                net.pattern.shape, generator=torch.Generator().manual_seed(config.seed))
+            net.pattern.copy_(0.1 * pattern / pattern.abs().max().clamp_min(1e-12))
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     state = TrainState()
@@ -230,7 +258,7 @@ def train_protector(
                      "validation": val}
             state.log.append(entry)
             # A tie goes to the later checkpoint: it has trained longer in expectation
-            # over JPEG and crops, which the validation (as saved) does not score.
+            # over JPEG qualities and crops, which the validation does not all score.
             if val["mean"] >= state.best_score:
                 state.best_score, state.best_step = val["mean"], state.step
                 save_protector(out / "best.safetensors", net, targets=names)

@@ -42,6 +42,7 @@ class CliArgs:
     device: str
     overrides: Mapping[str, str] = field(default_factory=dict)
     lr_decay: tuple[int, int] | None = None
+    fine_tune: bool = False
 
 
 ConfigT = TypeVar("ConfigT")
@@ -78,6 +79,9 @@ def parse_cli(argv: Sequence[str] | None, model: str) -> CliArgs:
                         f"{SMOKE_ITERS} with --smoke")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/<model>/ckpt.pt")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="continue from OUT/<model>/ckpt.pt with changed hyper-parameters "
+                        "(--set); train.json records what changed and when")
     p.add_argument("--smoke", action="store_true",
                    help="tiny widths, a few iterations, CPU with one thread (a quick check)")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
@@ -101,8 +105,8 @@ def parse_cli(argv: Sequence[str] | None, model: str) -> CliArgs:
         if not sep or not key:
             p.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
-    return CliArgs(a.pack, a.out, a.seconds, iters, a.seed, a.resume, a.smoke, a.device,
-                   overrides, lr_decay)
+    return CliArgs(a.pack, a.out, a.seconds, iters, a.seed, a.resume or a.fine_tune, a.smoke,
+                   a.device, overrides, lr_decay, a.fine_tune)
 
 
 def resolve_device(args: CliArgs) -> torch.device:
@@ -165,7 +169,7 @@ def main_for(model: str, build: TrainerFactory, argv: Sequence[str] | None = Non
     torch.manual_seed(args.seed)
     trainer, data_info = build(args, device)
     opts = RunOptions(out=args.out, seconds=args.seconds, iters=args.iters, resume=args.resume,
-                      lr_decay=args.lr_decay)
+                      lr_decay=args.lr_decay, fine_tune=args.fine_tune)
     summary = train(trainer, opts, start=start, data_info=data_info)
     print(f"{model}: {summary['iterations']} iterations ({summary['it_per_s']} it/s) in "
           f"{summary['seconds_this_run']} s on {summary['device']}; "

@@ -161,6 +161,7 @@ def export_generator(name: str, out: Path, weights_dir: Path,
             "torch": train.get("torch", torch.__version__),
             "seed": train.get("seed", (train.get("config") or {}).get("seed")),
             "hyper_parameters": train.get("config", {}),
+            "config_changes": train.get("config_changes", []),
             "final_losses": train.get("final_losses", train.get("losses", {}).get("l1_every_25",
                                                                                   [None])[-1:]),
         },
@@ -247,7 +248,11 @@ def markdown_card(card: dict[str, Any]) -> str:
     if tr:
         lines += ["## Training", "", f"- iterations: {tr['iterations']}",
                   f"- seconds: {tr['seconds']}", f"- hardware: {tr['hardware']}",
-                  f"- hyper-parameters: `{json.dumps(tr['hyper_parameters'])}`", ""]
+                  f"- hyper-parameters: `{json.dumps(tr['hyper_parameters'])}`"]
+        for change in tr.get("config_changes") or []:
+            was = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in change["changed"].items())
+            lines.append(f"- fine-tuned from iteration {change['iteration']} with {was}")
+        lines.append("")
     elif "iterations" in card:
         lines += ["## Training", "", f"- iterations: {card['iterations']} (best at "
                   f"{card.get('best_iteration')})", f"- seconds: {card.get('seconds')}",

@@ -43,6 +43,10 @@ class RunOptions:
     #: to 0 at ``end`` iterations, as the official StarGAN and AttGAN end their runs.
     #: A schedule, not a hyper-parameter: a resumed run may add one.
     lr_decay: tuple[int, int] | None = None
+    #: With ``resume``: continue although this run's hyper-parameters differ from the
+    #: checkpoint's (a loss weight, say; the networks' and optimizers' shapes must
+    #: match). What changed, and at which iteration, goes into ``config_changes``.
+    fine_tune: bool = False
 
 
 def lr_factor(iteration: int, decay: tuple[int, int] | None) -> float:
@@ -92,6 +96,11 @@ def _fp32_state(module: nn.Module) -> dict[str, Tensor]:
     return out
 
 
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{key: [old value, new value]}`` for every hyper-parameter that differs."""
+    return {k: [old.get(k), new.get(k)] for k in sorted({*old, *new}) if old.get(k) != new.get(k)}
+
+
 def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
           data_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train until ``opts.iters`` iterations in total or ``opts.seconds`` of wall clock.
@@ -101,26 +110,33 @@ def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
     files. Writes ``opts.out/<name>/ckpt.pt`` every ``opts.save_interval_s`` and at
     the end, then ``final.pt`` (and any other :meth:`GanTrainer.exports`) and
     ``train.json``. With ``opts.resume`` and an existing ``ckpt.pt``, continues from it
-    (its hyper-parameters must equal the trainer's). Returns the ``train.json`` dict.
+    (its hyper-parameters must equal the trainer's unless ``opts.fine_tune``). Returns
+    the ``train.json`` dict.
     """
     t0 = time.monotonic() if start is None else start
     run_dir = opts.out / trainer.name
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "ckpt.pt"
     history: list[dict[str, Any]] = []
+    config_changes: list[dict[str, Any]] = []
     seconds_before = 0.0
     resumed_from = 0
     if opts.resume and ckpt_path.exists():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if saved["config"] != trainer.config():
+        changed = _config_diff(saved["config"], trainer.config())
+        if changed and not opts.fine_tune:
             raise SystemExit(
-                f"{ckpt_path}: saved hyper-parameters differ from this run's; "
-                "start without --resume or use the same settings"
+                f"{ckpt_path}: saved hyper-parameters differ from this run's "
+                f"({', '.join(sorted(changed))}); start without --resume, use the same "
+                "settings, or --fine-tune to continue with the new ones"
             )
         trainer.load_state_dict(saved["trainer"])
         history = list(saved["history"])
         seconds_before = float(saved["seconds_total"])
         resumed_from = trainer.iteration
+        config_changes = list(saved.get("config_changes", []))
+        if changed:
+            config_changes.append({"iteration": resumed_from, "changed": changed})
 
     meter = _LossMeter()
     last_losses: dict[str, float | None] = {}
@@ -158,13 +174,14 @@ def train(trainer: GanTrainer, opts: RunOptions, *, start: float | None = None,
             "torch": torch.__version__,
             "bf16_autocast": trainer.amp,
             "lr_decay": list(opts.lr_decay) if opts.lr_decay else None,
+            "config_changes": config_changes,
             "data": dict(data_info or {}),
             "final_losses": last_losses,
             "history": history,
         }
         atomic_torch_save({"config": trainer.config(), "trainer": trainer.state_dict(),
-                           "history": history, "seconds_total": summary["seconds_total"]},
-                          ckpt_path)
+                           "history": history, "seconds_total": summary["seconds_total"],
+                           "config_changes": config_changes}, ckpt_path)
         write_json(summary, run_dir / "train.json")
         return summary
 
