@@ -32,9 +32,13 @@ EXAMPLE = ROOT / "examples" / "astronaut.png"
 SHARED = ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
 
-def make_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
-    """Write the synthetic ``width x height`` portrait to ``path`` (PNG)."""
-    with Image.open(SHARED if SHARED.exists() else EXAMPLE) as source:
+def make_photo(path: Path, width: int = 4000, height: int = 3000,
+               portrait: Path | None = None) -> Path:
+    """Write the synthetic ``width x height`` portrait to ``path`` (PNG), upscaled from
+    ``portrait`` (default: ``../shared``'s astronaut, else the README example)."""
+    if portrait is None:
+        portrait = SHARED if SHARED.exists() else EXAMPLE
+    with Image.open(portrait) as source:
         upscaled_portrait(source, width, height).save(path)
     return path
 

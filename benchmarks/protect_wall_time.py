@@ -59,13 +59,16 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
-def photos(folder: Path) -> dict[str, Path]:
-    """The three photos, written into ``folder`` where they must be made."""
+def photos(folder: Path, portrait: Path | None = None) -> dict[str, Path]:
+    """The three photos, written into ``folder`` where they must be made; the 512 px
+    and 12 MP ones from ``portrait`` (default: ``../shared``'s astronaut, else the
+    README example)."""
+    if portrait is None:
+        portrait = SHARED_512 if SHARED_512.exists() else EXAMPLE
     big = folder / "astronaut_512.png"
-    source = Image.open(SHARED_512 if SHARED_512.exists() else EXAMPLE).convert("RGB")
-    source.resize((512, 512), Image.Resampling.BICUBIC).save(big)
+    Image.open(portrait).convert("RGB").resize((512, 512), Image.Resampling.BICUBIC).save(big)
     return {"256x256 (README example)": EXAMPLE, "512x512": big,
-            "4000x3000 (12 MP)": make_photo(folder / "large.png")}
+            "4000x3000 (12 MP)": make_photo(folder / "large.png", portrait=portrait)}
 
 
 def main() -> None:
@@ -77,6 +80,9 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated modes to run, of: " + ", ".join(MODES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--portrait", type=Path, default=None,
+                        help="source of the 512 px and 12 MP photos (default: ../shared's "
+                             "astronaut; give a copy where ../shared is absent)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     unknown = [m for m in args.modes.split(",") if m not in MODES]
@@ -94,13 +100,13 @@ def main() -> None:
         protect(EXAMPLE, protector="bundled", detector=args.detector, device=args.device)
         runs: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.repeats - 1):  # the earlier rounds: seconds only
-            for label, path in photos(folder).items():
+            for label, path in photos(folder, args.portrait).items():
                 for mode, options in modes.items():
                     started = time.perf_counter()
                     protect(path, output=folder / "round.png", overwrite=True, seed=args.seed,
                             **options)
                     runs.setdefault((label, mode), []).append(time.perf_counter() - started)
-        for label, path in photos(folder).items():
+        for label, path in photos(folder, args.portrait).items():
             for mode, options in modes.items():
                 started = time.perf_counter()
                 r = protect(path, output=folder / f"out_{len(rows)}.png", seed=args.seed,
