@@ -3,8 +3,9 @@ many face crops on one device: the issue's GPU timing ("a batch of 64"), runnabl
 the CPU with a small batch to check it first.
 
 Photos: the first ``--limit`` images of ``--images`` (sorted; CelebA test faces in the
-README's runs), each cut to its central square at native resolution (CenterCrop(89)
-on half-size CelebA), as an upload pipeline that crops faces first would send them.
+README's runs), each cut to its central square and resized to ``--size`` (89 keeps
+half-size CelebA's CenterCrop(89) as it is), as an upload pipeline that crops faces
+first would send them.
 Rows, each timed after a warm-up call on the same device and ended by a device
 synchronisation:
 
@@ -19,7 +20,7 @@ synchronisation:
 The disruption of every row is measured afterwards (not timed) on its 8-bit results:
 the share of outputs with Ruiz MSE > 0.05, per model.
 
-Run: python benchmarks/gpu_throughput.py --images DIR [--limit 64] [--batch 64]
+Run: python benchmarks/gpu_throughput.py --images DIR [--limit 64] [--batch 64] [--size 89]
          [--device cuda] [--threads 2] [--out RESULTS.json]
 """
 
@@ -42,26 +43,10 @@ from disrupt.batch import protect_batch
 from disrupt.bench.protector_train import ProtectorConfig
 from disrupt.bench.protector_train import protect_batch as protector_forward
 from disrupt.bench.report import environment
+from disrupt.bench.universal_train import load_face_folder
 from disrupt.core.protector import load_protector
 from disrupt.core.seeding import move_to, resolve_device
-from disrupt.eval.evaluation import measure_disruption
-from disrupt.imaging import IMAGE_SUFFIXES, load_image
-
-
-def central_squares(folder: Path, limit: int) -> list[Tensor]:
-    """The central square of each of the first ``limit`` images, ``(1, 3, S, S)``."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if len(paths) < limit:
-        raise SystemExit(f"{folder}: {len(paths)} images, --limit asks for {limit}")
-    out = []
-    for path in paths:
-        x = load_image(path).rgb
-        h, w = x.shape[-2:]
-        s = min(h, w)
-        out.append(x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s])
-    if len({tuple(x.shape) for x in out}) != 1:
-        raise SystemExit(f"{folder}: the crops differ in size; one batch needs one size")
-    return out
+from disrupt.eval.evaluation import disrupted_share, measure_disruption
 
 
 def timed(device: torch.device, work: Callable[[], Any]) -> tuple[Any, float]:
@@ -79,12 +64,7 @@ def rates(clean: Tensor, protected: Tensor, names: list[str]) -> dict[str, float
     """Per model, the share of (photo, condition) outputs disrupted."""
     targets = resolve_targets(names, None)
     move_to(targets, clean.device)
-    rows = measure_disruption(targets, clean, protected)
-    out: dict[str, float] = {}
-    for name in names:
-        hits = [d.disrupted for row in rows for d in row if d.target == name]
-        out[name] = sum(hits) / len(hits)
-    return out
+    return disrupted_share(measure_disruption(targets, clean, protected), names)
 
 
 def main() -> None:
@@ -92,6 +72,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=89, help="side of the central squares")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
@@ -100,8 +81,13 @@ def main() -> None:
     device = resolve_device(args.device)
     env = environment(0, device)
     names = default_targets()
-    photos = central_squares(args.images, args.limit)
-    clean = torch.cat(photos).to(device)
+    # CelebA's half-size images give 89x89 central squares, so --size 89 keeps them as
+    # they are (a same-size resize is exact).
+    clean = load_face_folder(args.images, args.size, limit=args.limit)
+    if clean.shape[0] < args.limit:
+        raise SystemExit(f"{args.images}: {clean.shape[0]} images, --limit asks for {args.limit}")
+    photos = list(clean.split(1))
+    clean = clean.to(device)
     n = len(photos)
     net = load_protector("bundled").to(device)
     config = ProtectorConfig(size=net.size, width=net.width)

@@ -42,7 +42,7 @@ from disrupt.core.objectives import AwayFromClean, BalancedAway
 from disrupt.core.protector import PerturbationNet, fit_to_budget, protector_raw, save_protector
 from disrupt.core.transforms import RandomJPEG
 from disrupt.eval.channels import jpeg
-from disrupt.eval.evaluation import measure_disruption
+from disrupt.eval.evaluation import disrupted_share, measure_disruption
 from targets.base import Target
 
 __all__ = ["ProtectorConfig", "TrainState", "budget_for", "evaluate_protector", "protect_batch",
@@ -156,9 +156,8 @@ def evaluate_protector(net: PerturbationNet, targets: Sequence[Target], images: 
         out: dict[str, float] = {}
         for suffix, (clean, seen) in channels.items():
             rows = measure_disruption(targets, clean, seen)
-            for target in targets:
-                hits = [d.disrupted for row in rows for d in row if d.target == target.name]
-                out[target.name + suffix] = sum(hits) / max(1, len(hits))
+            for name, share in disrupted_share(rows, [t.name for t in targets]).items():
+                out[name + suffix] = share
     out["mean"] = sum(out.values()) / max(1, len(out))
     return out
 

@@ -97,3 +97,13 @@ def measure_disruption(
                     )
                 )
     return rows
+
+
+def disrupted_share(rows: Sequence[Sequence[Disruption]], names: Sequence[str]) -> dict[str, float]:
+    """Per target name, the share of its (image, condition) outputs disrupted in
+    :func:`measure_disruption`'s ``rows`` (0 for a name with no outputs)."""
+    out: dict[str, float] = {}
+    for name in names:
+        hits = [d.disrupted for row in rows for d in row if d.target == name]
+        out[name] = sum(hits) / max(1, len(hits))
+    return out

@@ -46,6 +46,8 @@ class RunOptions:
     #: With ``resume``: continue although this run's hyper-parameters differ from the
     #: checkpoint's (a loss weight, say; the networks' and optimizers' shapes must
     #: match). What changed, and at which iteration, goes into ``config_changes``.
+    #: Optimizer settings (learning rates, betas) come back with the optimizers' saved
+    #: state, so changing them this way has no effect: use ``lr_decay`` for the rate.
     fine_tune: bool = False
 
 
